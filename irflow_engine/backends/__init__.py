@@ -1,0 +1,41 @@
+"""Backends behind one protocol (see `base.Backend`); `build_backend` picks one by name."""
+
+from __future__ import annotations
+
+from typing import Dict, Type
+
+import torch
+
+from ..flow import Schedule
+from ..models import ConditionalUNet
+from .base import Backend, BackendUnavailable
+from .compile import CompileBackend
+from .eager import EagerBackend
+
+BACKENDS: Dict[str, Type[Backend]] = {
+    EagerBackend.name: EagerBackend,
+    CompileBackend.name: CompileBackend,
+}
+
+
+def resolve_backend_name(name: str, device: torch.device) -> str:
+    """'auto' -> the best backend available on `device` (today: eager); other names unchanged."""
+    if name == "auto":
+        return "eager"
+    return name
+
+
+def build_backend(name: str, model: ConditionalUNet, schedule: Schedule, precision: str,
+                  device: torch.device) -> Backend:
+    name = resolve_backend_name(name, device)
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; choose one of {sorted(BACKENDS) + ['auto']}")
+    cls = BACKENDS[name]
+    reason = cls.unavailable_reason(device, precision)
+    if reason is not None:
+        raise BackendUnavailable(f"backend {name!r} cannot run on {device} in {precision}: {reason}")
+    return cls(model, schedule, precision, device)
+
+
+__all__ = ["Backend", "BackendUnavailable", "BACKENDS", "build_backend", "resolve_backend_name",
+           "EagerBackend", "CompileBackend"]

@@ -1,0 +1,98 @@
+"""The public API: `Engine` loads a checkpoint, picks a backend, and restores frames."""
+
+from __future__ import annotations
+
+import logging
+from typing import Optional
+
+import torch
+
+from .backends import build_backend, resolve_backend_name
+from .checkpoint import LoadedCheckpoint, resolve
+from .config import EngineConfig, ModelConfig
+from .flow import Schedule, make_schedule
+from .frames import Frame, from_batch, to_batch
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(device) -> torch.device:
+    """'auto' -> cuda when available, else cpu; 'cuda' without a GPU is a clear error."""
+    if isinstance(device, torch.device):
+        device = str(device)
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as e:
+        raise ValueError(f"unknown device {device!r} ({e})") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available "
+                         f"(torch {torch.__version__}, built with CUDA {torch.version.cuda}); use device='cpu'")
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"unsupported device {device!r}: use 'cpu', 'cuda', 'cuda:N' or 'auto'")
+    return dev
+
+
+class Engine:
+    """Restores images with an IR-Flow model.
+
+    >>> engine = Engine.from_checkpoint("irflow-unet32-d3", steps=3)   # doctest: +SKIP
+    >>> restored = engine.restore(image)  # numpy uint8 H×W×3 in, numpy uint8 H×W×3 out
+    """
+
+    def __init__(self, checkpoint: LoadedCheckpoint, config: EngineConfig = EngineConfig()):
+        self.checkpoint = checkpoint
+        self.config = config
+        self.device = resolve_device(config.device)
+        steps = config.steps if config.steps is not None else checkpoint.meta.default_steps
+        solver = config.solver if config.solver is not None else checkpoint.meta.default_solver
+        self.schedule: Schedule = make_schedule(steps, solver)
+        self.backend_name = resolve_backend_name(config.backend, self.device)
+        self.backend = build_backend(self.backend_name, checkpoint.build_model(), self.schedule,
+                                     config.precision, self.device)
+        if checkpoint.random_weights:
+            log.warning("'%s' is an architecture preset with RANDOM, untrained weights: the output "
+                        "shows the pipeline working, it is NOT a restoration", checkpoint.name)
+
+    @classmethod
+    def from_checkpoint(cls, path_or_preset, backend: str = "eager", device: str = "cpu",
+                        precision: str = "fp32", steps: Optional[int] = None,
+                        solver: Optional[str] = None, *, model_config: Optional[ModelConfig] = None,
+                        max_batch: int = 4, clamp: bool = True) -> "Engine":
+        """Build an engine from a checkpoint file, a bundled model name or a preset.
+
+        `steps`/`solver` default to the checkpoint's own defaults (3, "euler" for presets and
+        reference `.pth` files). `model_config` overrides the architecture read from the file.
+        """
+        config = EngineConfig(backend=backend, device=str(device), precision=precision, steps=steps,
+                              solver=solver, max_batch=max_batch, clamp=clamp)
+        return cls(resolve(path_or_preset, model_config), config)
+
+    @property
+    def model_config(self) -> ModelConfig:
+        return self.checkpoint.config
+
+    def restore(self, x: Frame) -> Frame:
+        """Restore one frame or a batch; returns the same kind (type, dtype, layout, device).
+
+        numpy: uint8 H×W×3 / N×H×W×3 (0–255) or float (0–1). torch: float 3×H×W / N×3×H×W in
+        [0, 1] (or uint8 0–255), on any device. Float outputs are clamped to [0, 1] unless the
+        engine was built with clamp=False.
+        """
+        batch, kind = to_batch(x, self.model_config.in_nc)
+        out = self.restore_batch(batch.to(self.device))
+        return from_batch(out, kind, clamp=self.config.clamp)
+
+    def restore_batch(self, y: torch.Tensor) -> torch.Tensor:
+        """N×3×H×W float32 on the engine's device -> unclamped float32 x̂0, `max_batch` at a time."""
+        if y.dim() != 4 or y.dtype != torch.float32:
+            raise ValueError(f"restore_batch takes an N×3×H×W float32 tensor, got {tuple(y.shape)} {y.dtype}")
+        step = self.config.max_batch
+        if y.shape[0] <= step:
+            return self.backend.restore(y)
+        return torch.cat([self.backend.restore(y[i:i + step]) for i in range(0, y.shape[0], step)])
+
+    def __repr__(self) -> str:
+        return (f"Engine(model={self.checkpoint.name!r}, backend={self.backend_name}, device={self.device}, "
+                f"precision={self.config.precision}, solver={self.schedule.solver}, steps={self.schedule.steps})")

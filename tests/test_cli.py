@@ -1,0 +1,98 @@
+"""`irflow restore` on images and folders: outputs, --overwrite, and error messages."""
+
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from irflow_engine import Engine
+from irflow_engine.cli import main
+from irflow_engine.images import read_image, write_image
+
+
+def _image(path, seed=0, size=(19, 23), alpha=False):
+    rng = np.random.default_rng(seed)
+    rgb = rng.integers(0, 256, size=(*size, 3), dtype=np.uint8)
+    a = rng.integers(0, 256, size=size, dtype=np.uint8) if alpha else None
+    write_image(path, rgb, a)
+    return rgb, a
+
+
+def test_restore_one_image_matches_engine(tmp_path, tiny_checkpoint, capsys):
+    rgb, _ = _image(tmp_path / "in.png")
+    out = tmp_path / "out.png"
+    assert main(["restore", str(tmp_path / "in.png"), "-o", str(out), "--model", str(tiny_checkpoint),
+                 "--steps", "2", "--device", "cpu"]) == 0
+    got, _ = read_image(out)
+    expected = Engine.from_checkpoint(tiny_checkpoint, steps=2).restore(rgb)
+    np.testing.assert_array_equal(got, expected)
+    assert "wrote" in capsys.readouterr().err
+
+
+def test_alpha_is_kept(tmp_path, tiny_checkpoint):
+    _, alpha = _image(tmp_path / "in.png", alpha=True)
+    assert main(["restore", str(tmp_path / "in.png"), "-o", str(tmp_path / "o.png"),
+                 "--model", str(tiny_checkpoint), "--steps", "1"]) == 0
+    _, got_alpha = read_image(tmp_path / "o.png")
+    np.testing.assert_array_equal(got_alpha, alpha)
+
+
+def test_restore_folder(tmp_path, tiny_checkpoint, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    _image(src / "a.png", 1)
+    _image(src / "b.jpg", 2, size=(8, 5))
+    _image(src / "c.tif", 3, size=(4, 9))
+    (src / "readme.txt").write_text("not an image")
+    dst = tmp_path / "out"
+    assert main(["restore", str(src), "-o", str(dst), "--model", str(tiny_checkpoint), "--steps", "1"]) == 0
+    assert sorted(p.name for p in dst.iterdir()) == ["a.png", "b.jpg", "c.tif"]
+    assert read_image(dst / "c.tif")[0].shape == (4, 9, 3)
+    assert "restored 3 images" in capsys.readouterr().err
+
+
+def test_existing_output_needs_overwrite(tmp_path, tiny_checkpoint, capsys):
+    _image(tmp_path / "in.png")
+    out = tmp_path / "out.png"
+    out.write_bytes(b"precious")
+    args = ["restore", str(tmp_path / "in.png"), "-o", str(out), "--model", str(tiny_checkpoint), "--steps", "1"]
+    assert main(args) == 1
+    assert "exists" in capsys.readouterr().err and out.read_bytes() == b"precious"
+    assert main(args + ["--overwrite"]) == 0
+    assert read_image(out)[0].shape == (19, 23, 3)
+
+
+@pytest.mark.parametrize("case,match", [
+    ("missing", "does not exist"),
+    ("same", "the output is the input"),
+    ("badmodel", "no such file, bundled model or preset"),
+    ("corrupt", "cannot read image"),
+    ("suffix", "no image suffix"),
+])
+def test_errors(tmp_path, tiny_checkpoint, capsys, case, match):
+    _image(tmp_path / "in.png")
+    src, dst, model = tmp_path / "in.png", tmp_path / "out.png", str(tiny_checkpoint)
+    if case == "missing":
+        src = tmp_path / "nope.png"
+    elif case == "same":
+        dst = src
+    elif case == "badmodel":
+        model = "no-such-model"
+    elif case == "corrupt":
+        src = tmp_path / "bad.png"
+        src.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    elif case == "suffix":
+        dst = tmp_path / "out.xyz"
+    assert main(["restore", str(src), "-o", str(dst), "--model", model, "--steps", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "irflow: error:" in err and match in err
+    assert not dst.exists() or case == "same"
+
+
+def test_console_script_help():
+    exe = shutil.which("irflow")
+    cmd = [exe] if exe else [sys.executable, "-m", "irflow_engine.cli"]
+    out = subprocess.run(cmd + ["restore", "--help"], capture_output=True, text=True, check=True).stdout
+    assert "--overwrite" in out and "--model" in out
