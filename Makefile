@@ -1,4 +1,4 @@
-# Quick start: `make demo` (set up, then restore the bundled example image) and `make test`.
+# Quick start: `make demo` (set up, then denoise a held-out photograph) and `make test`.
 # Set-up makes a virtual environment in .venv, installs PyTorch there if it has none
 # (TORCH_SPEC; GPU users install their CUDA build of torch into .venv first, or pass
 # VENV_FLAGS=--system-site-packages to reuse the system's), then the package with its tests.
@@ -11,7 +11,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.irflow-installed
 SOURCES := pyproject.toml setup.py CMakeLists.txt $(wildcard csrc/*.cpp csrc/*.h csrc/cuda/*)
 
-.PHONY: install test demo bench clean
+.PHONY: install test demo bench clean train-defaults
 
 install: $(STAMP)
 
@@ -25,10 +25,14 @@ test: install
 	$(PY) -m pytest
 
 demo: install
-	@mkdir -p demo_out
-	$(VENV)/bin/irflow restore examples/noisy_test_card.png -o demo_out/restored.png \
-		--model irflow-unet32-d3 --steps 3 --device auto --overwrite
-	@echo "demo: input examples/noisy_test_card.png -> output demo_out/restored.png"
+	$(VENV)/bin/irflow demo -o demo_out
+
+# Retrain the bundled models (irflow_engine/weights/) from scikit-image's photographs: the two
+# runs share the CPU, one thread each. Progress and logs in runs/; see docs/MODELS.md.
+train-defaults: install
+	OMP_NUM_THREADS=1 $(VENV)/bin/irflow train --config configs/denoise-s.json --quiet & p1=$$!; \
+	OMP_NUM_THREADS=1 $(VENV)/bin/irflow train --config configs/derain-s.json --quiet & p2=$$!; \
+	wait $$p1; a=$$?; wait $$p2; b=$$?; test $$a -eq 0 && test $$b -eq 0
 
 bench: install
 	$(VENV)/bin/irflow-bench-latency

@@ -87,12 +87,15 @@ class LoadedCheckpoint:
 
 
 def save_checkpoint(path: PathLike, model_or_state, config: ModelConfig,
-                    meta: Optional[CheckpointMeta] = None) -> Path:
-    """Write weights + header as safetensors, atomically (temp file in the same folder, rename)."""
+                    meta: Optional[CheckpointMeta] = None, dtype: torch.dtype = torch.float32) -> Path:
+    """Write weights + header as safetensors, atomically (temp file in the same folder, rename).
+
+    `dtype` is the storage type (fp16 halves a bundled model's size; loading gives fp32).
+    """
     path = Path(path)
     meta = meta or CheckpointMeta()
     state = model_or_state.state_dict() if isinstance(model_or_state, torch.nn.Module) else model_or_state
-    state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in state.items()}
+    state = {k: v.detach().to("cpu", dtype).contiguous() for k, v in state.items()}
     _validate_state(state, config, path)
     header = {"format": FORMAT_VERSION, "architecture": {"name": "ConditionalUNet", **config.to_dict()},
               **dataclasses.asdict(meta)}

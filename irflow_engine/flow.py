@@ -103,13 +103,18 @@ def _as_reference_time(value: float) -> int:
     return int(np.float32(value))
 
 
-def euler_schedule(steps: int) -> Schedule:
-    if steps in EULER_TABLES:
-        plan = tuple(EulerStep(t=t, w=w) for w, t in EULER_TABLES[steps])
-    else:
-        h = FLOW_T / steps
-        plan = tuple(EulerStep(t=_as_reference_time(i * h), w=1 / i) for i in range(steps, 0, -1))
+def uniform_euler_schedule(steps: int) -> Schedule:
+    """Uniform Euler for any K: t_i = int(i·T/K), w_i = 1/i, i = K … 1 (the training sampler)."""
+    h = FLOW_T / steps
+    plan = tuple(EulerStep(t=_as_reference_time(i * h), w=1 / i) for i in range(steps, 0, -1))
     return Schedule("euler", steps, plan)
+
+
+def euler_schedule(steps: int) -> Schedule:
+    """The reference's Euler: its hand-tuned tables for K ≤ 4, uniform beyond."""
+    if steps in EULER_TABLES:
+        return Schedule("euler", steps, tuple(EulerStep(t=t, w=w) for w, t in EULER_TABLES[steps]))
+    return uniform_euler_schedule(steps)
 
 
 def heun_schedule(steps: int) -> Schedule:

@@ -96,3 +96,12 @@ def test_console_script_help():
     cmd = [exe] if exe else [sys.executable, "-m", "irflow_engine.cli"]
     out = subprocess.run(cmd + ["restore", "--help"], capture_output=True, text=True, check=True).stdout
     assert "--overwrite" in out and "--model" in out
+
+
+def test_demo_command(tmp_path, tiny_checkpoint, capsys):
+    assert main(["demo", "-o", str(tmp_path / "d"), "--model", str(tiny_checkpoint), "--steps", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "PSNR noisy" in out and "held out of training" in out
+    noisy, _ = read_image(tmp_path / "d" / "noisy.png")
+    side, _ = read_image(tmp_path / "d" / "side_by_side.png")
+    assert side.shape[1] == 3 * noisy.shape[1] + 16 and side.shape[0] == noisy.shape[0]

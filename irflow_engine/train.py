@@ -1,0 +1,333 @@
+"""Training IR-Flow models (DESIGN.md §2): `irflow train`.
+
+The objective has the paper's three parts:
+1. multilevel data: each patch gets a degradation level drawn from a range, and each sample a
+   time t uniform in {0, …, T};
+2. cumulative velocity: loss ‖D(x_t, t) − (x_t − x0)‖ (L1 or L2) at x_t = (t/T)·y + (1 − t/T)·x0;
+3. multi-step consistency: K uniform in [k_min, k_max], the uniform K-step Euler sampler run from
+   y, plus λ·‖x̂0 − x0‖. Unlike the reference (which computes it under no_grad), this term
+   backpropagates, through the last `consistency_grad_steps` steps (0 = all) to bound memory.
+EMA of the weights (β every `ema_every` steps), Adam, cosine learning-rate decay with warm-up,
+autocast on CUDA.
+
+A run directory holds `model.safetensors` and `ema.safetensors` (our checkpoint format),
+`train_state.pt` (optimizer, scheduler, step, every RNG: `--resume` continues exactly) and
+`log.jsonl` (one line per logged step, flushed and fsynced, so it survives a crash).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Tuple
+
+import numpy as np
+import torch
+
+from .checkpoint import CheckpointMeta, resolve, save_checkpoint
+from .config import FLOW_T, ModelConfig
+from .datasets import PatchSource, PatchStream, load_image_set, paired_folders
+from .degrade import DEGRADATIONS, LEVEL_RANGES
+from .flow import interpolate, uniform_euler_schedule
+from .models import ConditionalUNet
+
+STATE_FILE = "train_state.pt"
+LOG_FILE = "log.jsonl"
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on; saved as `config.json` in the run directory."""
+
+    out_dir: str = "runs/train"
+    model: str = "irflow-unet16-d3"          # preset (random init) or checkpoint to fine-tune
+    task: str = "denoise"
+    data: str = "skimage:train"              # clean-image folder / skimage:train, or GT folder
+    lq_dir: Optional[str] = None             # paired mode: the degraded images (names match data)
+    degradation: str = "noise"               # synthetic mode: a name from degrade.DEGRADATIONS
+    level_min: Optional[float] = None        # default: degrade.LEVEL_RANGES
+    level_max: Optional[float] = None
+    patch: int = 64
+    batch: int = 8
+    steps: int = 10000
+    lr: float = 1e-4
+    lr_min: float = 1e-6
+    warmup: int = 0
+    loss: str = "l1"                         # l1 | l2
+    consistency_weight: float = 0.3
+    consistency_k_min: int = 2
+    consistency_k_max: int = 10
+    consistency_grad_steps: int = 1          # steps at the end of the sampler that carry gradient
+    ema_beta: float = 0.995
+    ema_every: int = 10
+    amp: str = "auto"                        # auto (bf16 on CUDA, off on CPU) | bf16 | fp16 | off
+    checkpoint_every: int = 500
+    log_every: int = 10
+    seed: int = 0
+    num_workers: int = 0
+    device: str = "auto"
+    default_steps: int = 3                   # recorded in the checkpoint header
+    bundle_to: Optional[str] = None          # at the end, also write the EMA weights (fp16) here
+
+    def __post_init__(self):
+        if self.loss not in ("l1", "l2"):
+            raise ValueError(f"loss must be l1 or l2, got {self.loss!r}")
+        if self.lq_dir is None and self.degradation not in DEGRADATIONS:
+            raise ValueError(f"unknown degradation {self.degradation!r}; choose from {sorted(DEGRADATIONS)}")
+        if not 1 <= self.consistency_k_min <= self.consistency_k_max:
+            raise ValueError("need 1 <= consistency_k_min <= consistency_k_max")
+        if self.amp not in ("auto", "bf16", "fp16", "off"):
+            raise ValueError(f"amp must be auto, bf16, fp16 or off, got {self.amp!r}")
+        for name in ("patch", "batch", "steps", "ema_every", "checkpoint_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")
+
+    @property
+    def level_range(self) -> Tuple[float, float]:
+        lo, hi = LEVEL_RANGES.get(self.degradation, (0.0, 0.0))
+        return (lo if self.level_min is None else self.level_min, hi if self.level_max is None else self.level_max)
+
+    @classmethod
+    def from_json(cls, path) -> "TrainConfig":
+        data = json.loads(Path(path).read_text())
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - fields)
+        if unknown:
+            raise ValueError(f"{path}: unknown training options {unknown}")
+        return cls(**data)
+
+
+def _atomic_torch_save(obj, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig):
+        from .engine import resolve_device
+
+        self.cfg = cfg
+        self.out = Path(cfg.out_dir)
+        self.device = resolve_device(cfg.device)
+        torch.manual_seed(cfg.seed)
+        init = resolve(cfg.model, seed=cfg.seed)
+        self.model_config: ModelConfig = init.config
+        self.model = ConditionalUNet.from_config(self.model_config)
+        self.model.load_state_dict(init.state_dict)
+        self.model.to(self.device).train()
+        self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, self._lr_factor)
+        self.amp_dtype = self._amp_dtype()
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.gen = torch.Generator().manual_seed(cfg.seed + 1)   # times t and consistency K
+        self.stream = PatchStream(self._source(), cfg.patch, cfg.seed + 2)
+        self.loader = torch.utils.data.DataLoader(self.stream, batch_size=cfg.batch, num_workers=cfg.num_workers)
+        self.batches = None
+        self.step = 0
+
+    # -- set-up -----------------------------------------------------------------------------
+
+    def _amp_dtype(self) -> Optional[torch.dtype]:
+        amp = self.cfg.amp
+        if amp == "auto":
+            amp = "bf16" if self.device.type == "cuda" else "off"
+        return {"bf16": torch.bfloat16, "fp16": torch.float16, "off": None}[amp]
+
+    def _lr_factor(self, step: int) -> float:
+        cfg = self.cfg
+        if step < cfg.warmup:
+            return (step + 1) / cfg.warmup
+        progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+        cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        return (cfg.lr_min + (cfg.lr - cfg.lr_min) * cosine) / cfg.lr
+
+    def _source(self) -> PatchSource:
+        cfg = self.cfg
+        if cfg.lq_dir is not None:
+            pairs = paired_folders(cfg.lq_dir, cfg.data)
+            return PatchSource(pairs=[(lq, gt) for _, lq, gt in pairs])
+        return PatchSource(clean=[img for _, img in load_image_set(cfg.data)], degradation=cfg.degradation,
+                           level_range=cfg.level_range)
+
+    def meta(self) -> CheckpointMeta:
+        cfg = self.cfg
+        degradation = None if cfg.lq_dir else {"name": cfg.degradation, "level_range": list(cfg.level_range)}
+        return CheckpointMeta(preset=cfg.model if not os.path.exists(cfg.model) else None, task=cfg.task,
+                              degradation=degradation, training_data=cfg.data, default_steps=cfg.default_steps,
+                              default_solver="euler", extra={"train_steps": self.step})
+
+    # -- one step ---------------------------------------------------------------------------
+
+    def _distance(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return (a - b).abs().mean() if self.cfg.loss == "l1" else ((a - b) ** 2).mean()
+
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return torch.autocast(self.device.type, enabled=False)
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def losses(self, lq: torch.Tensor, gt: torch.Tensor):
+        """(total, velocity term, consistency term) for one batch."""
+        cfg = self.cfg
+        t = torch.randint(0, FLOW_T + 1, (lq.shape[0],), generator=self.gen).to(self.device)
+        x_t = interpolate(gt, lq, t)
+        with self._autocast():
+            velocity = self._distance(self.model(x_t, t).float(), x_t - gt)
+        consistency = torch.zeros((), device=self.device)
+        if cfg.consistency_weight > 0:
+            k = int(torch.randint(cfg.consistency_k_min, cfg.consistency_k_max + 1, (1,), generator=self.gen))
+            plan = uniform_euler_schedule(k).plan
+            with_grad = k if cfg.consistency_grad_steps <= 0 else min(k, cfg.consistency_grad_steps)
+            x = lq
+            for i, step in enumerate(plan):
+                grad = i >= k - with_grad
+                with torch.set_grad_enabled(grad), self._autocast():
+                    x = x - step.w * self.model(x, step.t).float()
+            consistency = self._distance(x, gt)
+        return velocity + cfg.consistency_weight * consistency, velocity, consistency
+
+    def train_step(self) -> dict:
+        if self.batches is None:
+            self.batches = iter(self.loader)
+        lq, gt = (v.to(self.device, non_blocking=True) for v in next(self.batches))
+        loss, velocity, consistency = self.losses(lq, gt)
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self.sched.step()
+        self.step += 1
+        if self.step % self.cfg.ema_every == 0:
+            with torch.no_grad():
+                for e, p in zip(self.ema.parameters(), self.model.parameters()):
+                    e.lerp_(p, 1.0 - self.cfg.ema_beta)
+        return {"step": self.step, "loss": loss.item(), "velocity": velocity.item(),
+                "consistency": consistency.item(), "lr": self.sched.get_last_lr()[0]}
+
+    # -- persistence ------------------------------------------------------------------------
+
+    def save(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        meta = self.meta()
+        save_checkpoint(self.out / "model.safetensors", self.model, self.model_config, meta)
+        save_checkpoint(self.out / "ema.safetensors", self.ema, self.model_config, meta)
+        _atomic_torch_save({
+            "step": self.step,
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "gen": self.gen.get_state(),
+            "stream_rng": json.dumps(self.stream.rng.bit_generator.state),
+            "config": json.dumps(dataclasses.asdict(self.cfg)),
+        }, self.out / STATE_FILE)
+
+    def resume(self) -> None:
+        path = self.out / STATE_FILE
+        if not path.exists():
+            raise FileNotFoundError(f"--resume: no {STATE_FILE} in {self.out}")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        self.model.load_state_dict(state["model"])
+        self.ema.load_state_dict(state["ema"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["torch_rng"])
+        self.gen.set_state(state["gen"])
+        self.stream.rng.bit_generator.state = json.loads(state["stream_rng"])
+        self.step = int(state["step"])
+        self.batches = None
+        _truncate_log(self.out / LOG_FILE, self.step)
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def run(self, progress: bool = True) -> dict:
+        from tqdm import tqdm
+
+        cfg = self.cfg
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+        last = {}
+        t0 = time.perf_counter()
+        bar = tqdm(total=cfg.steps, initial=self.step, desc="train", unit="step", disable=not progress,
+                   file=sys.stderr, dynamic_ncols=True)
+        with open(self.out / LOG_FILE, "a") as log:
+            while self.step < cfg.steps:
+                last = self.train_step()
+                bar.update(1)
+                if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                    last["seconds"] = round(time.perf_counter() - t0, 3)
+                    log.write(json.dumps(last) + "\n")
+                    log.flush()
+                    os.fsync(log.fileno())
+                    bar.set_postfix(loss=f"{last['loss']:.4f}", v=f"{last['velocity']:.4f}",
+                                    c=f"{last['consistency']:.4f}")
+                if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
+                    self.save()
+        bar.close()
+        if cfg.bundle_to:
+            save_checkpoint(cfg.bundle_to, self.ema, self.model_config, self.meta(), dtype=torch.float16)
+        return last
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop log lines past `step` (written after the checkpoint a resumed run restarts from)."""
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+    path.write_text("".join(line + "\n" for line in kept))
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="JSON file of training options (flags below override it)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out-dir exactly where it stopped")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    for f in dataclasses.fields(TrainConfig):
+        kind = type(f.default) if f.default is not None else str
+        if f.name in ("level_min", "level_max"):
+            kind = float
+        p.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=kind, default=None,
+                       help=f"(default: {f.default})")
+
+
+def config_from_args(args) -> TrainConfig:
+    base = dataclasses.asdict(TrainConfig.from_json(args.config)) if args.config else {}
+    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+                 if getattr(args, f.name) is not None}
+    return TrainConfig(**{**base, **overrides})
+
+
+def cmd_train(args) -> int:
+    cfg = config_from_args(args)
+    trainer = Trainer(cfg)
+    if args.resume:
+        trainer.resume()
+        print(f"irflow: resumed {cfg.out_dir} at step {trainer.step}", file=sys.stderr)
+    print(f"irflow: training {cfg.model} ({trainer.model_config}) on {cfg.data} "
+          f"[{cfg.lq_dir and 'paired' or cfg.degradation}] for {cfg.steps} steps on {trainer.device}",
+          file=sys.stderr)
+    last = trainer.run(progress=not args.quiet)
+    print(f"irflow: done at step {trainer.step}: loss {last.get('loss', float('nan')):.4f}; "
+          f"weights in {cfg.out_dir}/model.safetensors and ema.safetensors", file=sys.stderr)
+    if cfg.bundle_to:
+        print(f"irflow: bundled EMA weights (fp16) written to {cfg.bundle_to}", file=sys.stderr)
+    return 0
