@@ -19,7 +19,6 @@ import os
 import platform
 import resource
 import sys
-import tempfile
 import time
 from typing import Dict, List, Optional, Sequence
 
@@ -27,6 +26,7 @@ import numpy as np
 import torch
 
 from ._version import __version__
+from .atomic import atomic_path
 from .backends import BACKENDS
 from .config import PRECISIONS, SOLVERS, ModelConfig
 
@@ -164,17 +164,8 @@ def format_table(rows: List[dict]) -> str:
 
 
 def write_json(path: str, payload: dict) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".bench.", suffix=".json", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        json.dump(payload, f, indent=2)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,7 +18,6 @@ import json
 import os
 import re
 import struct
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Dict, Mapping, Optional, Union
 import torch
 
 from ._version import __version__
+from .atomic import atomic_path
 from .config import PRESETS, ModelConfig
 from .models import ConditionalUNet
 
@@ -102,16 +102,8 @@ def save_checkpoint(path: PathLike, model_or_state, config: ModelConfig,
     header["package_version"] = __version__
     from safetensors.torch import save_file
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         save_file(state, tmp, metadata={HEADER_KEY: json.dumps(header)})
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
 

@@ -8,11 +8,10 @@ a synthetic degradation is rounded to uint8 before restoration.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
 

@@ -24,15 +24,14 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Tuple
 
-import numpy as np
 import torch
 
+from .atomic import atomic_path
 from .checkpoint import CheckpointMeta, resolve, save_checkpoint
 from .config import FLOW_T, ModelConfig
 from .datasets import PatchSource, PatchStream, load_image_set, paired_folders
@@ -104,18 +103,6 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"{path}: unknown training options {unknown}")
         return cls(**data)
-
-
-def _atomic_torch_save(obj, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 class Trainer:
@@ -228,7 +215,7 @@ class Trainer:
         meta = self.meta()
         save_checkpoint(self.out / "model.safetensors", self.model, self.model_config, meta)
         save_checkpoint(self.out / "ema.safetensors", self.ema, self.model_config, meta)
-        _atomic_torch_save({
+        state = {
             "step": self.step,
             "optimizer": self.opt.state_dict(),
             "scheduler": self.sched.state_dict(),
@@ -239,7 +226,9 @@ class Trainer:
             "gen": self.gen.get_state(),
             "stream_rng": json.dumps(self.stream.rng.bit_generator.state),
             "config": json.dumps(dataclasses.asdict(self.cfg)),
-        }, self.out / STATE_FILE)
+        }
+        with atomic_path(self.out / STATE_FILE) as tmp:
+            torch.save(state, tmp)
 
     def resume(self) -> None:
         path = self.out / STATE_FILE
