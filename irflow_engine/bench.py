@@ -27,7 +27,7 @@ import torch
 
 from ._version import __version__
 from .atomic import atomic_path
-from .backends import BACKENDS
+from .backends import BACKENDS, BackendUnavailable
 from .config import PRECISIONS, SOLVERS, ModelConfig
 
 MATMUL_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -235,14 +235,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"irflow-bench-latency {__version__}: model {args.model} "
           f"(nf {checkpoint.config.nf}, depth {checkpoint.config.depth}), device {device} ({device_name}), "
           f"torch {torch.__version__}, {os.cpu_count()} CPUs, {args.iters} timed calls each", file=sys.stderr)
-    rows = []
+    rows, skipped = [], []
     combos = [(b, p, k, n, r) for (b, p) in pairs
               for k, n, r in itertools.product(args.steps, args.batch, args.resolution)]
     for backend, precision, steps, batch, resolution in combos:
         print(f"  {backend} {precision} K={steps} N={batch} {resolution[0]}x{resolution[1]} …",
               file=sys.stderr, flush=True)
-        rows.append(bench_one(checkpoint, backend, precision, steps, args.solver, batch, resolution,
-                              device, args.warmup, args.iters, ceilings))
+        try:
+            rows.append(bench_one(checkpoint, backend, precision, steps, args.solver, batch, resolution,
+                                  device, args.warmup, args.iters, ceilings))
+        except BackendUnavailable as e:
+            skipped.append(f"{backend} {precision}: {e}")
+            print(f"    skipped: {e}", file=sys.stderr)
+    if not rows:
+        print("irflow-bench-latency: error: no configuration could run", file=sys.stderr)
+        return 1
     print(format_table(rows))
     if ceilings:
         print("ceiling (TFLOP/s): " + ", ".join(f"{p} {c:.2f}" for p, c in ceilings.items() if c))
@@ -253,6 +260,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "device": str(device), "device_name": device_name, "torch": torch.__version__,
             "model": args.model, "model_config": checkpoint.config.to_dict(),
             "random_weights": checkpoint.random_weights, "ceilings_tflops": ceilings, "results": rows,
+            "skipped": skipped,
         })
         print(f"wrote {args.json}", file=sys.stderr)
     return 0

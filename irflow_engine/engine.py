@@ -48,7 +48,7 @@ class Engine:
         steps = config.steps if config.steps is not None else checkpoint.meta.default_steps
         solver = config.solver if config.solver is not None else checkpoint.meta.default_solver
         self.schedule: Schedule = make_schedule(steps, solver)
-        self.backend_name = resolve_backend_name(config.backend, self.device)
+        self.backend_name = resolve_backend_name(config.backend, self.device, config.precision)
         self.backend = build_backend(self.backend_name, checkpoint.build_model(), self.schedule,
                                      config.precision, self.device)
         if checkpoint.random_weights:

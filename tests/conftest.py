@@ -1,6 +1,21 @@
-"""Shared fixtures: the reference golden vectors and a tiny checkpoint made from them."""
+"""Shared fixtures: the reference golden vectors and a tiny checkpoint made from them.
+
+Also the Triton set-up: on a machine without a GPU the Triton kernels are tested in Triton's CPU
+interpreter. Triton decides interpreter-or-compiler when a kernel is decorated (the first import
+of an op module in `irflow_engine.kernels`), so TRITON_INTERPRET is set here, before any test
+module imports one; an explicit TRITON_INTERPRET in the environment is left alone. With a GPU the
+compiled kernels are tested on it instead.
+"""
 
 from __future__ import annotations
+
+import os
+
+if "TRITON_INTERPRET" not in os.environ:
+    import torch as _torch  # importing torch does not import Triton
+
+    if not _torch.cuda.is_available():
+        os.environ["TRITON_INTERPRET"] = "1"
 
 import json
 from pathlib import Path
@@ -40,6 +55,23 @@ def golden_model(golden_state, golden_config):
 
     model = ConditionalUNet.from_config(golden_config)
     model.load_state_dict(golden_state, strict=True)
+    return model.eval().requires_grad_(False)
+
+
+@pytest.fixture(scope="session")
+def one_level_model():
+    """A seeded nf 8, depth 1 network, weights moved off the default init so every term matters.
+
+    One level keeps torch.compile's CPU code generation short; the graph is the same code path
+    as the full-size presets'.
+    """
+    from irflow_engine.models import ConditionalUNet
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = ConditionalUNet(nf=8, depth=1)
+        for p in model.parameters():
+            p.data.add_(0.05 * torch.randn_like(p))
     return model.eval().requires_grad_(False)
 
 

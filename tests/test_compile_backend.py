@@ -1,32 +1,20 @@
 """The `compile` backend (torch.compile of the whole sampler) equals `eager` on the CPU.
 
-A one-level network keeps Inductor's compile time (C++ code generation) to well under a minute
-on a 2-core machine; the graph is the same code path as for the full-size presets.
+The one-level network (conftest) keeps Inductor's compile time (C++ code generation) to well
+under a minute on a 2-core machine.
 """
 
-import pytest
 import torch
 
 from irflow_engine.backends import build_backend
 from irflow_engine.flow import make_schedule
-from irflow_engine.models import ConditionalUNet
 
 
-@pytest.fixture(scope="module")
-def small_model():
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = ConditionalUNet(nf=8, depth=1)
-        for p in model.parameters():  # move off the default init so every term matters
-            p.data.add_(0.05 * torch.randn_like(p))
-    return model.eval()
-
-
-def test_compile_equals_eager_cpu(small_model):
+def test_compile_equals_eager_cpu(one_level_model):
     schedule = make_schedule(2, "euler")
     device = torch.device("cpu")
-    eager = build_backend("eager", small_model, schedule, "fp32", device)
-    compiled = build_backend("compile", small_model, schedule, "fp32", device)
+    eager = build_backend("eager", one_level_model, schedule, "fp32", device)
+    compiled = build_backend("compile", one_level_model, schedule, "fp32", device)
     y = torch.rand(2, 3, 9, 14, generator=torch.Generator().manual_seed(1))
     compiled.prepare(tuple(y.shape))
     out = compiled.restore(y)

@@ -11,23 +11,32 @@ from ..models import ConditionalUNet
 from .base import Backend, BackendUnavailable
 from .compile import CompileBackend
 from .eager import EagerBackend
+from .triton import TritonBackend
 
 BACKENDS: Dict[str, Type[Backend]] = {
     EagerBackend.name: EagerBackend,
     CompileBackend.name: CompileBackend,
+    TritonBackend.name: TritonBackend,
 }
 
 
-def resolve_backend_name(name: str, device: torch.device) -> str:
-    """'auto' -> the best backend available on `device` (today: eager); other names unchanged."""
+def resolve_backend_name(name: str, device: torch.device, precision: str = "fp16") -> str:
+    """'auto' -> the best backend available on `device`; other names unchanged.
+
+    On CUDA that is 'triton' when Triton works there in `precision`, else 'eager' (also on the
+    CPU: Triton's interpreter is for tests only).
+    """
     if name == "auto":
+        device = torch.device(device)
+        if device.type == "cuda" and TritonBackend.unavailable_reason(device, precision) is None:
+            return "triton"
         return "eager"
     return name
 
 
 def build_backend(name: str, model: ConditionalUNet, schedule: Schedule, precision: str,
                   device: torch.device) -> Backend:
-    name = resolve_backend_name(name, device)
+    name = resolve_backend_name(name, device, precision)
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose one of {sorted(BACKENDS) + ['auto']}")
     cls = BACKENDS[name]
@@ -38,4 +47,4 @@ def build_backend(name: str, model: ConditionalUNet, schedule: Schedule, precisi
 
 
 __all__ = ["Backend", "BackendUnavailable", "BACKENDS", "build_backend", "resolve_backend_name",
-           "EagerBackend", "CompileBackend"]
+           "EagerBackend", "CompileBackend", "TritonBackend"]

@@ -1,0 +1,213 @@
+"""The ConditionalUNet rebuilt for the fast path, and the sampler loop that drives it.
+
+Built once per (model, schedule, precision, device) by the "triton" backend:
+
+- **Folding.** Every evaluation time of the schedule is a constant, so each ResBlock's FiLM
+  (scale, shift) for each evaluation is computed once here, in fp32, from the reference time MLP
+  (`FiLMTable`); the time MLP never runs in the loop. The step weights are Python constants
+  passed to the update kernel.
+- **Layout and precision.** Activations are channels-last N×C×H×W tensors (N×H×W×C in memory)
+  in the storage dtype (fp32, fp16 or bf16); weights are cast and laid out once. The sampler
+  state x stays fp32 NCHW in every precision, as in the eager backend.
+- **Kernels.** Convolutions run on cuDNN (PyTorch); the glue between them is the Triton ops of
+  `irflow_engine.kernels`: FiLM+SiLU after each ResBlock's first conv, SiLU+residual after its
+  second, channel LayerNorm (the output norm fused with the attention block's residual add),
+  the linear-attention core, and the velocity head fused with the Euler/Heun update.
+
+`FusedSampler.run(y, out)` performs the whole K-step loop with no host synchronisation and no
+allocation outside PyTorch's allocator, which is what makes it capturable as one CUDA graph.
+"""
+
+from __future__ import annotations
+
+from typing import List, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+
+from ..flow import EulerStep, HeunStep, PairStep, Schedule
+from ..kernels.channel_layernorm import channel_layernorm
+from ..kernels.film_silu import film_silu
+from ..kernels.linear_attention import linear_attention
+from ..kernels.silu_residual import silu_residual
+from ..kernels.velocity_euler import pack_velocity_weight, velocity_euler
+from ..models.unet import ConditionalUNet, ResBlock, reflect_pad
+
+CHANNELS_LAST = torch.channels_last
+
+
+def _nhwc(t: torch.Tensor) -> torch.Tensor:
+    """The N×H×W×C view of a channels-last N×C×H×W tensor (contiguous, no copy)."""
+    return t.permute(0, 2, 3, 1)
+
+
+def _channels_last(t: torch.Tensor) -> torch.Tensor:
+    return t.contiguous(memory_format=CHANNELS_LAST)
+
+
+class _Conv:
+    """A Conv2d's parameters cast to the storage dtype and laid out channels-last."""
+
+    def __init__(self, conv: torch.nn.Conv2d, dtype: torch.dtype):
+        self.weight = _channels_last(conv.weight.detach().to(dtype))
+        self.bias = None if conv.bias is None else conv.bias.detach().to(dtype)
+        self.stride, self.padding = conv.stride, conv.padding
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return _channels_last(F.conv2d(x, self.weight, self.bias, self.stride, self.padding))
+
+
+class FiLMTable:
+    """A ResBlock's folded FiLM parameters: fp32 [evaluations, 2, C] (scale row, shift row)."""
+
+    def __init__(self, block: ResBlock, embeddings: Sequence[torch.Tensor]):
+        # One time at a time, with the [1, 4nf] shape the eager model uses, so fp32 matches it.
+        rows = [block.mlp(emb)[0] for emb in embeddings]
+        c = rows[0].numel() // 2
+        self.table = torch.stack(rows).reshape(len(rows), 2, c).float().contiguous()
+
+    def scale_shift(self, evaluation: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        return self.table[evaluation, 0], self.table[evaluation, 1]
+
+
+class _FusedResBlock:
+    def __init__(self, block: ResBlock, embeddings, dtype):
+        self.conv1 = _Conv(block.block1.proj, dtype)
+        self.conv2 = _Conv(block.block2.proj, dtype)
+        self.res_conv = None if isinstance(block.res_conv, torch.nn.Identity) else _Conv(block.res_conv, dtype)
+        self.film = FiLMTable(block, embeddings)
+
+    def __call__(self, x: torch.Tensor, evaluation: int) -> torch.Tensor:
+        scale, shift = self.film.scale_shift(evaluation)
+        h = self.conv1(x)
+        film_silu(_nhwc(h), scale, shift, out=_nhwc(h))
+        h = self.conv2(h)
+        residual = x if self.res_conv is None else self.res_conv(x)
+        silu_residual(_nhwc(h), _nhwc(residual), out=_nhwc(h))
+        return h
+
+
+class _FusedAttention:
+    """x + LayerNorm(to_out(LinearAttention(LayerNorm(x)))), the network's attention block."""
+
+    def __init__(self, block, dtype):
+        prenorm = block.fn
+        attn = prenorm.fn
+        self.heads, self.dim_head = attn.heads, attn.dim_head
+        self.norm_g = prenorm.norm.g.detach().reshape(-1).float().contiguous()
+        self.to_qkv = _Conv(attn.to_qkv, dtype)
+        self.to_out = _Conv(attn.to_out[0], dtype)
+        self.out_norm_g = attn.to_out[1].g.detach().reshape(-1).float().contiguous()
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        normed = torch.empty_like(x, memory_format=CHANNELS_LAST)
+        channel_layernorm(_nhwc(x), self.norm_g, out=_nhwc(normed))
+        qkv = self.to_qkv(normed)
+        n, _, h, w = x.shape
+        att = torch.empty((n, self.heads * self.dim_head, h, w), dtype=x.dtype, device=x.device,
+                          memory_format=CHANNELS_LAST)
+        linear_attention(_nhwc(qkv), self.heads, self.dim_head, out=_nhwc(att))
+        y = self.to_out(att)
+        channel_layernorm(_nhwc(y), self.out_norm_g, residual=_nhwc(x), out=_nhwc(y))
+        return y
+
+
+class _Upsample:
+    def __init__(self, seq, dtype):
+        self.conv = _Conv(seq[1], dtype)
+
+    def __call__(self, x):
+        return self.conv(F.interpolate(x, scale_factor=2, mode="nearest"))
+
+
+class FusedUNet:
+    """D(x, t_e) for the schedule's e-th evaluation, up to (not including) the velocity head.
+
+    `features(x, e)` takes the fp32 N×3×H×W state and returns the last ResBlock's channels-last
+    features on the padded map; the velocity head runs inside the update kernel.
+    """
+
+    def __init__(self, model: ConditionalUNet, times: Sequence[int], dtype: torch.dtype,
+                 device: torch.device):
+        model = model.to(device).eval().requires_grad_(False)
+        self.dtype = dtype
+        self.pad_multiple = model.config.pad_multiple
+        self.out_nc = model.config.out_nc
+        with torch.no_grad():
+            embeddings = [model.time_embedding(t, device).float() for t in times]
+
+            def res(block):
+                return _FusedResBlock(block, embeddings, dtype)
+
+            self.init_conv = _Conv(model.init_conv, dtype)
+            self.downs = []
+            for block1, block2, attn, down in model.downs:
+                self.downs.append((res(block1), res(block2), _FusedAttention(attn, dtype), _Conv(down, dtype)))
+            self.mid_block1 = res(model.mid_block1)
+            self.mid_attn = _FusedAttention(model.mid_attn, dtype)
+            self.mid_block2 = res(model.mid_block2)
+            self.ups = []
+            for block1, block2, attn, up in model.ups:
+                up_op = _Conv(up, dtype) if isinstance(up, torch.nn.Conv2d) else _Upsample(up, dtype)
+                self.ups.append((res(block1), res(block2), _FusedAttention(attn, dtype), up_op))
+            self.final_res_block = res(model.final_res_block)
+            self.head_weight = pack_velocity_weight(model.final_conv.weight, dtype)
+            self.head_bias = model.final_conv.bias.detach().float().contiguous()
+
+    def features(self, x: torch.Tensor, evaluation: int) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        s = self.pad_multiple
+        x = reflect_pad(x, (s - h % s) % s, (s - w % s) % s)
+        x = self.init_conv(x.to(self.dtype, memory_format=CHANNELS_LAST))
+        first = x
+        skips: List[torch.Tensor] = []
+        for block1, block2, attn, down in self.downs:
+            x = block1(x, evaluation)
+            skips.append(x)
+            x = attn(block2(x, evaluation))
+            skips.append(x)
+            x = down(x)
+        x = self.mid_block2(self.mid_attn(self.mid_block1(x, evaluation)), evaluation)
+        for block1, block2, attn, up in self.ups:
+            x = block1(_channels_last(torch.cat([x, skips.pop()], dim=1)), evaluation)
+            x = block2(_channels_last(torch.cat([x, skips.pop()], dim=1)), evaluation)
+            x = up(attn(x))
+        return self.final_res_block(_channels_last(torch.cat([x, first], dim=1)), evaluation)
+
+    def step(self, x: torch.Tensor, evaluation: int, base: torch.Tensor, w: float, *, out=None,
+             prev=None, d_out=None) -> None:
+        """Evaluate D(x, t_e) and write `out = base − w·(D [+ prev])` and/or `d_out = D`."""
+        velocity_euler(_nhwc(self.features(x, evaluation)), self.head_weight, self.head_bias, base, w,
+                       out=out, prev=prev, d_out=d_out)
+
+
+class FusedSampler:
+    """The schedule's K-step loop on a `FusedUNet`; evaluation e uses the e-th folded time."""
+
+    def __init__(self, model: ConditionalUNet, schedule: Schedule, dtype: torch.dtype, device: torch.device):
+        self.schedule = schedule
+        self.net = FusedUNet(model, schedule.times, dtype, device)
+
+    def run(self, y: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """x̂0 from fp32 contiguous N×3×H×W `y`, written into `out` (same shape, fp32); `y` is kept."""
+        x, e = y, 0
+        plan = self.schedule.plan
+        for i, step in enumerate(plan):
+            dst = out if i == len(plan) - 1 else torch.empty_like(y)
+            if isinstance(step, EulerStep):
+                self.net.step(x, e, x, step.w, out=dst)
+                e += 1
+            elif isinstance(step, HeunStep):
+                d, x_hat = torch.empty_like(y), torch.empty_like(y)
+                self.net.step(x, e, x, step.w, out=x_hat, d_out=d)
+                self.net.step(x_hat, e + 1, x, step.w / 2, out=dst, prev=d)
+                e += 2
+            elif isinstance(step, PairStep):
+                d = torch.empty_like(y)
+                self.net.step(x, e, x, 0.0, d_out=d)
+                self.net.step(x, e + 1, x, step.w, out=dst, prev=d)
+                e += 2
+            else:
+                raise TypeError(f"unknown schedule step {step!r}")
+            x = dst
+        return out
