@@ -28,7 +28,8 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
                    help="network steps K (default: the checkpoint's, else 3)")
     p.add_argument("--solver", choices=SOLVERS, default=None,
                    help="sampler (default: the checkpoint's, else euler); 'heun' is the reference's Heun-2")
-    p.add_argument("--backend", default="eager", help="eager | compile | auto (default: eager)")
+    p.add_argument("--backend", default="eager",
+                   help="eager | compile | triton (CUDA) | auto: triton on CUDA when available, else eager (default: eager)")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32", help="default: fp32")
     p.add_argument("--device", default="auto", help="cpu | cuda | cuda:N | auto (default: auto)")
     p.add_argument("--max-batch", type=int, default=4, help="frames per backend call (default: 4)")

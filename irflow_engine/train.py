@@ -7,7 +7,7 @@ The objective has the paper's three parts:
 3. multi-step consistency: K uniform in [k_min, k_max], the uniform K-step Euler sampler run from
    y, plus λ·‖x̂0 − x0‖. Unlike the reference (which computes it under no_grad), this term
    backpropagates, through the last `consistency_grad_steps` steps (0 = all) to bound memory.
-EMA of the weights (β every `ema_every` steps), Adam, cosine learning-rate decay with warm-up,
+EMA of the weights (β every `ema_every` steps, with an optional warm-up), Adam, cosine learning-rate decay with warm-up,
 autocast on CUDA.
 
 A run directory holds `model.safetensors` and `ema.safetensors` (our checkpoint format),
@@ -68,6 +68,8 @@ class TrainConfig:
     consistency_grad_steps: int = 1          # steps at the end of the sampler that carry gradient
     ema_beta: float = 0.995
     ema_every: int = 10
+    ema_warmup: bool = True                  # decay min(β, (1+n)/(10+n)) at the n-th update
+    bundle_weights: str = "ema"              # what bundle_to receives: "ema" or "model"
     amp: str = "auto"                        # auto (bf16 on CUDA, off on CPU) | bf16 | fp16 | off
     checkpoint_every: int = 500
     log_every: int = 10
@@ -84,6 +86,8 @@ class TrainConfig:
             raise ValueError(f"unknown degradation {self.degradation!r}; choose from {sorted(DEGRADATIONS)}")
         if not 1 <= self.consistency_k_min <= self.consistency_k_max:
             raise ValueError("need 1 <= consistency_k_min <= consistency_k_max")
+        if self.bundle_weights not in ("ema", "model"):
+            raise ValueError(f"bundle_weights must be ema or model, got {self.bundle_weights!r}")
         if self.amp not in ("auto", "bf16", "fp16", "off"):
             raise ValueError(f"amp must be auto, bf16, fp16 or off, got {self.amp!r}")
         for name in ("patch", "batch", "steps", "ema_every", "checkpoint_every", "log_every"):
@@ -202,11 +206,23 @@ class Trainer:
         self.sched.step()
         self.step += 1
         if self.step % self.cfg.ema_every == 0:
+            decay = self.ema_decay(self.step // self.cfg.ema_every - 1)
             with torch.no_grad():
                 for e, p in zip(self.ema.parameters(), self.model.parameters()):
-                    e.lerp_(p, 1.0 - self.cfg.ema_beta)
+                    e.lerp_(p, 1.0 - decay)
         return {"step": self.step, "loss": loss.item(), "velocity": velocity.item(),
                 "consistency": consistency.item(), "lr": self.sched.get_last_lr()[0]}
+
+    def ema_decay(self, n: int) -> float:
+        """The decay of the n-th EMA update (n = 0, 1, …).
+
+        Without warm-up it is β throughout, as in the reference; with it, min(β, (1+n)/(10+n)),
+        so that a short run's average is not dominated by the initial weights (at β = 0.995
+        every 10 steps, 0.995^160 = 45 % of them would remain after 1,600 steps).
+        """
+        if not self.cfg.ema_warmup:
+            return self.cfg.ema_beta
+        return min(self.cfg.ema_beta, (1 + n) / (10 + n))
 
     # -- persistence ------------------------------------------------------------------------
 
@@ -274,7 +290,8 @@ class Trainer:
                     self.save()
         bar.close()
         if cfg.bundle_to:
-            save_checkpoint(cfg.bundle_to, self.ema, self.model_config, self.meta(), dtype=torch.float16)
+            weights = self.ema if cfg.bundle_weights == "ema" else self.model
+            save_checkpoint(cfg.bundle_to, weights, self.model_config, self.meta(), dtype=torch.float16)
         return last
 
 
@@ -318,5 +335,5 @@ def cmd_train(args) -> int:
     print(f"irflow: done at step {trainer.step}: loss {last.get('loss', float('nan')):.4f}; "
           f"weights in {cfg.out_dir}/model.safetensors and ema.safetensors", file=sys.stderr)
     if cfg.bundle_to:
-        print(f"irflow: bundled EMA weights (fp16) written to {cfg.bundle_to}", file=sys.stderr)
+        print(f"irflow: bundled {cfg.bundle_weights} weights (fp16) written to {cfg.bundle_to}", file=sys.stderr)
     return 0

@@ -117,3 +117,18 @@ def test_bad_config(tmp_path, tiny_checkpoint, tiny_data):
     (tmp_path / "bad.json").write_text(json.dumps({"stepz": 3}))
     with pytest.raises(ValueError, match="stepz"):
         TrainConfig.from_json(tmp_path / "bad.json")
+
+
+@pytest.mark.parametrize("warmup", [True, False])
+def test_ema_update(tmp_path, tiny_checkpoint, tiny_data, warmup):
+    trainer = Trainer(_config(tmp_path, tiny_checkpoint, tiny_data, ema_every=2, ema_warmup=warmup))
+    init = {k: v.clone() for k, v in trainer.ema.state_dict().items()}
+    trainer.train_step()
+    assert all(torch.equal(v, init[k]) for k, v in trainer.ema.state_dict().items())  # not yet
+    trainer.train_step()
+    decay = 0.1 if warmup else 0.995  # first update: min(β, 1/10) with warm-up, β without
+    assert trainer.ema_decay(0) == decay
+    for k, v in trainer.ema.state_dict().items():
+        expected = decay * init[k] + (1 - decay) * trainer.model.state_dict()[k]
+        torch.testing.assert_close(v, expected, rtol=1e-5, atol=1e-6)
+    assert trainer.ema_decay(10_000) == 0.995
