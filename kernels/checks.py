@@ -16,6 +16,15 @@ def next_power_of_2(n: int) -> int:
     return 1 << max(0, int(n) - 1).bit_length()
 
 
+def elementwise_block(numel: int, on_gpu: bool) -> int:
+    """Elements per program for the flat element-wise kernels.
+
+    GPU: 1024 (8 per thread at 4 warps). The CPU interpreter pays per program, so it gets fewer,
+    larger ones.
+    """
+    return 1024 if on_gpu else min(8192, next_power_of_2(numel))
+
+
 def check_tensor(name: str, t, *, ndim: int, dtypes: Sequence[torch.dtype] = STORAGE_DTYPES,
                  device: Optional[torch.device] = None) -> None:
     """`t` is a contiguous tensor with `ndim` dimensions, one of `dtypes`, on `device`."""

@@ -25,7 +25,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .checks import check_out, check_shape, check_tensor, next_power_of_2
+from .checks import check_out, check_shape, check_tensor, elementwise_block
 
 
 @triton.jit
@@ -68,9 +68,7 @@ def film_silu(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor,
     numel = x.numel()
     if numel == 0:
         return out
-    # GPU: 1024 elements per program (8 per thread). The CPU interpreter pays per program, so
-    # it gets fewer, larger ones.
-    block = 1024 if x.is_cuda else min(8192, next_power_of_2(numel))
+    block = elementwise_block(numel, x.is_cuda)
     grid = (triton.cdiv(numel, block),)
     _film_silu_kernel[grid](x, scale, shift, out, numel, c, h * w * c, 0 if scale.dim() == 1 else c,
                             BLOCK=block, num_warps=4)

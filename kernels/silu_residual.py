@@ -20,7 +20,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .checks import check_out, check_shape, check_tensor, next_power_of_2
+from .checks import check_out, check_shape, check_tensor, elementwise_block
 
 
 @triton.jit
@@ -48,8 +48,7 @@ def silu_residual(h: torch.Tensor, residual: torch.Tensor, out: Optional[torch.T
     numel = h.numel()
     if numel == 0:
         return out
-    # GPU: 1024 elements per program; the CPU interpreter pays per program: fewer, larger ones.
-    block = 1024 if h.is_cuda else min(8192, next_power_of_2(numel))
+    block = elementwise_block(numel, h.is_cuda)
     grid = (triton.cdiv(numel, block),)
     _silu_residual_kernel[grid](h, residual, out, numel, BLOCK=block, num_warps=4)
     return out
