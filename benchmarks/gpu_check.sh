@@ -1,74 +1,105 @@
 #!/usr/bin/env bash
 # One-shot GPU check (run on a machine with a CUDA GPU, from the repository root):
-#   1. build and install the package into the current Python (no network needed),
-#   2. run the test suite there (CUDA tests included),
-#   3. check the fused "triton" backend against eager fp32 (fp16 <= 5e-3, bf16 <= 2e-2 relative
-#      error), its CUDA-graph cache and threads, and profile one loop kernel by kernel; check the
-#      pixel-format extension's CUDA path against its CPU path,
-#   4. time irflow-unet64 at 1280x720 and 1920x1080, K = 1 and 3: eager fp32 / eager fp16 /
-#      triton fp16 / triton bf16 in one process, torch.compile fp16 (+ CUDA graph) in its own
-#      processes under a time limit (its compile time dominates), and print one table last.
-# Usage: bash benchmarks/gpu_check.sh [OUT_DIR]   (JSON and logs go to OUT_DIR, default ./gpu_out)
+#   1. build and install the package into the current Python (no network needed);
+#   2. at the same time (none of these is timed): the test suite (CUDA tests included, compiled
+#      Triton kernels instead of the interpreter); the fused "triton" backend against eager fp32
+#      (fp16 <= 5e-3, bf16 <= 2e-2 relative error; golden nf8, the trained irflow-denoise-s on a
+#      noisy photograph, random irflow-unet64), its CUDA-graph cache and threads, and a per-kernel
+#      profile of one loop; the pixel-format extension's CUDA path against its CPU path; and
+#      (TRAIN=1, default) the bundled models retrained on the GPU within TRAIN_BUDGET_S seconds
+#      each (configs/*-s-gpu.json), then scored with `irflow eval`;
+#   3. alone on the GPU: time irflow-unet64 at 1280x720 and 1920x1080, K = 1 and 3: eager fp32 /
+#      eager fp16 / triton fp16 / triton bf16 in one process, torch.compile fp16 (+ CUDA graph) in
+#      its own processes under a time limit, and print one table last.
+# Usage: bash benchmarks/gpu_check.sh [WORK_DIR]   (logs, JSON, trained weights in WORK_DIR, default
+# ./gpu_out; when $OUT is set, WORK_DIR is also packed into $OUT/gpu_out.tar.gz at exit).
+# Knobs: DEADLINE_S (whole script, default 480), TRAIN (1/0), TRAIN_BUDGET_S (default 120),
+# TESTS (1/0), BENCH (1/0).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-out="${1:-${OUT:-gpu_out}}"
-mkdir -p "$out"
+work="${1:-gpu_out}"
+mkdir -p "$work"
 py="${PYTHON:-python3}"
+deadline="${DEADLINE_S:-480}"
+if [[ -n "${OUT:-}" ]]; then
+  trap 'tar czf "$OUT/gpu_out.tar.gz" -C "$work" . 2>/dev/null' EXIT
+fi
 
 echo "== environment"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-"$py" -c "import torch, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.cuda)"
-for mod in numpy safetensors PIL tqdm pytest; do
-  "$py" -c "import $mod" 2>/dev/null || echo "missing python module: $mod (tests needing it will fail)"
+"$py" -c "import torch, triton, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.cuda, 'triton', triton.__version__)"
+for mod in numpy safetensors PIL tqdm pytest skimage; do
+  "$py" -c "import $mod" 2>/dev/null || echo "missing python module: $mod (what needs it will fail)"
 done
+git rev-parse --short HEAD 2>/dev/null | sed 's/^/commit /'
 
 echo "== build"
-t0=$(date +%s)
-"$py" -m pip install -v --no-build-isolation --no-deps -e . > "$out/build.log" 2>&1 \
-  || { tail -30 "$out/build.log"; echo "BUILD FAILED"; exit 1; }
-grep -E "irflow: CUDA path|irflow: OpenMP" "$out/build.log" | sed 's/^ *//'
-echo "built in $(( $(date +%s) - t0 ))s"
+"$py" -m pip install -v --no-build-isolation --no-deps -e . > "$work/build.log" 2>&1 \
+  || { tail -30 "$work/build.log"; echo "BUILD FAILED"; exit 1; }
+grep -E "irflow: CUDA path|irflow: OpenMP" "$work/build.log" | sed 's/^ *//'
+echo "built at ${SECONDS}s"
 
-echo "== tests"
-"$py" -m pytest -q -x -p no:cacheprovider tests 2>&1 | tail -15
+echo "== checks, tests and training side by side (untimed)"
+pids=()
+if [[ "${TESTS:-1}" == 1 ]]; then
+  xdist=(); "$py" -c "import xdist" 2>/dev/null && xdist=(-n 6)
+  timeout 200 "$py" -m pytest -q -p no:cacheprovider "${xdist[@]}" tests > "$work/tests.log" 2>&1 &
+  pids+=($!)
+fi
+timeout 200 "$py" benchmarks/triton_check.py --profile --json "$work/triton_check.json" \
+  > "$work/triton_check.log" 2> "$work/triton_check.err" &
+pids+=($!)
+timeout 100 "$py" benchmarks/gpu_check_pixfmt.py > "$work/pixfmt_check.log" 2>&1 &
+pids+=($!)
+train_and_eval() {  # TASK EVAL_ARGS...: retrain irflow-TASK-s on the GPU, then score it there
+  local task="$1"; shift
+  local weights="$work/irflow-$task-s.safetensors"
+  timeout $(( ${TRAIN_BUDGET_S:-120} + 90 )) "$py" -m irflow_engine.cli train --config "configs/$task-s-gpu.json" \
+    --out-dir "$work/runs/$task" --bundle-to "$weights" --time-budget-s "${TRAIN_BUDGET_S:-120}" --quiet \
+    > "$work/train_$task.log" 2>&1 || { echo "TRAIN $task FAILED"; tail -5 "$work/train_$task.log"; return; }
+  timeout 90 "$py" -m irflow_engine.cli eval --model "$weights" --gt skimage:heldout --steps 1,2,3,4 \
+    --device cuda --json "$work/eval_$task.json" "$@" > "$work/eval_$task.log" 2>&1 || echo "EVAL $task FAILED"
+}
+if [[ "${TRAIN:-1}" == 1 ]]; then
+  train_and_eval denoise --degradation noise --level 25 --baseline nlm &
+  pids+=($!)
+  train_and_eval derain --degradation rain --level 0.6 &
+  pids+=($!)
+fi
+for p in "${pids[@]}"; do wait "$p"; done
+echo "side-by-side phase done at ${SECONDS}s"
+echo "-- tests"; tail -12 "$work/tests.log" 2>/dev/null
+echo "-- triton backend"; grep -E "^(PASS|FAIL)|checks passed" "$work/triton_check.log"; tail -3 "$work/triton_check.err"
+sed -n '/== where the time goes/,/^$/p' "$work/triton_check.log" | head -16
+echo "-- pixel formats"; tail -14 "$work/pixfmt_check.log"
+for task in denoise derain; do
+  [[ -f "$work/train_$task.log" ]] || continue
+  echo "-- train $task"; grep -E "ms/step|done at step" "$work/train_$task.log"
+  tail -12 "$work/eval_$task.log" 2>/dev/null
+done
 
-echo "== triton backend check"
-t0=$(date +%s)
-timeout "${TRITON_CHECK_TIMEOUT:-180}" "$py" benchmarks/triton_check.py --profile \
-  --json "$out/triton_check.json" 2> "$out/triton_check.err" | tee "$out/triton_check.log" \
-  || { tail -20 "$out/triton_check.err"; echo "TRITON CHECK FAILED (or timed out)"; }
-echo "triton check in $(( $(date +%s) - t0 ))s"
-
-echo "== pixel formats: CUDA path vs CPU path"
-timeout "${PIXFMT_CHECK_TIMEOUT:-120}" "$py" benchmarks/gpu_check_pixfmt.py > "$out/pixfmt_check.log" 2>&1 \
-  || echo "PIXFMT CHECK FAILED (or timed out)"
-tail -25 "$out/pixfmt_check.log"
-
-echo "== benchmark"
+[[ "${BENCH:-1}" == 1 ]] || exit 0
+echo "== benchmark (alone on the GPU)"
 res="1280x720,1920x1080"
-# Each benchmark process gets at most its own limit and what is left of DEADLINE_S (seconds since
-# the script started, default 540), so the whole check stays under 10 minutes; one that cannot get
-# a minute is skipped and its rows are missing from the table.
-deadline="${DEADLINE_S:-540}"
-bench() {  # bench NAME TIMEOUT_S ARGS...: one irflow-bench-latency process, JSON to $out/bench_NAME.json
+bench() {  # bench NAME TIMEOUT_S ARGS...: one irflow-bench-latency process, JSON to $work/bench_NAME.json
   local name="$1" limit="$2"; shift 2
   local left=$(( deadline - SECONDS ))
   (( left < limit )) && limit=$left
-  if (( limit < 60 )); then echo "bench $name SKIPPED: ${left}s left of DEADLINE_S=$deadline"; return; fi
-  local t0; t0=$(date +%s)
+  if (( limit < 45 )); then echo "bench $name SKIPPED: ${left}s left of DEADLINE_S=$deadline"; return; fi
+  local t0=$SECONDS
   timeout "$limit" "$py" -m irflow_engine.bench --model irflow-unet64 --device cuda --resolution "$res" \
-    --iters 10 --json "$out/bench_$name.json" "$@" > "$out/bench_$name.log" 2> "$out/bench_$name.err" \
-    || { tail -5 "$out/bench_$name.err"; echo "bench $name FAILED or timed out after ${limit}s"; }
-  echo "bench $name: $(( $(date +%s) - t0 ))s"
+    --iters 10 --json "$work/bench_$name.json" "$@" > "$work/bench_$name.log" 2> "$work/bench_$name.err" \
+    || { tail -5 "$work/bench_$name.err"; echo "bench $name FAILED or timed out after ${limit}s"; }
+  echo "bench $name: $(( SECONDS - t0 ))s"
 }
 # The fused backend and its eager baselines in one process (same card, same run).
-bench main "${BENCH_TIMEOUT:-200}" --steps 1,3 --runs eager:fp32,eager:fp16,triton:fp16,triton:bf16
+bench main "${BENCH_TIMEOUT:-150}" --steps 1,3 --runs eager:fp32,eager:fp16,triton:fp16,triton:bf16
 # torch.compile + CUDA graph: one compilation per (K, resolution); K = 3 first, as it is the target.
-bench compile_k3 "${COMPILE_TIMEOUT:-240}" --steps 3 --runs compile:fp16
-bench compile_k1 "${COMPILE_TIMEOUT:-240}" --steps 1 --runs compile:fp16
+bench compile_k3 "${COMPILE_TIMEOUT:-150}" --steps 3 --runs compile:fp16
+bench compile_k1 "${COMPILE_TIMEOUT:-150}" --steps 1 --runs compile:fp16
 
 # One table from whatever finished, printed last.
-"$py" - "$out"/bench_main.json "$out"/bench_compile_k3.json "$out"/bench_compile_k1.json <<'PY'
+"$py" - "$work"/bench_main.json "$work"/bench_compile_k3.json "$work"/bench_compile_k1.json <<'PY'
 import json, os, sys
 from irflow_engine.bench import format_table
 rows, ceilings, device = [], {}, "?"
@@ -92,3 +123,4 @@ for (b, p, w, k), t in sorted(ms.items()):
 print("ceiling (TFLOP/s): " + ", ".join(f"{p} {c:.1f}" for p, c in ceilings.items()))
 print(format_table(rows))
 PY
+echo "total ${SECONDS}s"

@@ -51,6 +51,22 @@ def unet64_model():
     return resolve("irflow-unet64").build_model().eval()
 
 
+def trained_denoiser():
+    from irflow_engine.checkpoint import resolve
+
+    return resolve("irflow-denoise-s").build_model().eval()
+
+
+def noisy_photo(device) -> torch.Tensor:
+    """A held-out photograph (skimage's chelsea, 300x451) with Gaussian noise σ = 25, seed 0."""
+    from irflow_engine.datasets import load_image_set
+    from irflow_engine.degrade import DEGRADATIONS
+
+    (_, clean), = [item for item in load_image_set("skimage:heldout") if item[0] == "chelsea"]
+    noisy = DEGRADATIONS["noise"](clean.astype(np.float32) / 255.0, 25.0, np.random.default_rng(0))
+    return torch.from_numpy(np.ascontiguousarray(noisy)).permute(2, 0, 1)[None].float().to(device)
+
+
 def test_card(device) -> torch.Tensor:
     from irflow_engine.images import read_image
 
@@ -203,6 +219,8 @@ def main(argv=None) -> int:
         golden = golden_model()
         check_accuracy(report, "golden-nf8-d3", golden, images, device)
         check_graph_cache_and_threads(report, golden, card, device)
+        # The issue's bar: fp16 / bf16 against eager fp32 with trained weights on a real photograph.
+        check_accuracy(report, "irflow-denoise-s(trained)", trained_denoiser(), [noisy_photo(device)], device)
         if not args.skip_unet64:
             check_accuracy(report, "irflow-unet64(random)", unet64_model(), images, device)
     if args.profile:

@@ -40,6 +40,7 @@ from .flow import interpolate, uniform_euler_schedule
 from .models import ConditionalUNet
 
 STATE_FILE = "train_state.pt"
+TIME_PROBE_STEPS = 40  # with time_budget_s: steps run before the total is fitted (the second half is timed)
 LOG_FILE = "log.jsonl"
 
 
@@ -78,6 +79,7 @@ class TrainConfig:
     device: str = "auto"
     default_steps: int = 3                   # recorded in the checkpoint header
     bundle_to: Optional[str] = None          # at the end, also write the EMA weights (fp16) here
+    time_budget_s: Optional[float] = None    # fit the run into this many seconds: see Trainer.run
 
     def __post_init__(self):
         if self.loss not in ("l1", "l2"):
@@ -93,6 +95,8 @@ class TrainConfig:
         for name in ("patch", "batch", "steps", "ema_every", "checkpoint_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
+        if self.time_budget_s is not None and self.time_budget_s <= 0:
+            raise ValueError("time_budget_s must be > 0")
 
     @property
     def level_range(self) -> Tuple[float, float]:
@@ -265,6 +269,19 @@ class Trainer:
 
     # -- the loop ---------------------------------------------------------------------------
 
+    def fit_steps_to_budget(self, seconds_per_step: float, elapsed: float) -> int:
+        """With `time_budget_s`, lower `steps` so that the run ends within the budget.
+
+        Called once, after `TIME_PROBE_STEPS` measured steps; the cosine schedule then decays over
+        the new total (the schedule reads `cfg.steps` at every step). Returns the new total, which
+        `config.json` records: rerunning with `--steps` that number repeats the run exactly.
+        """
+        cfg = self.cfg
+        left = max(0.0, cfg.time_budget_s - elapsed)
+        fitted = self.step + int(left / max(seconds_per_step, 1e-9))
+        cfg.steps = max(self.step + 1, min(cfg.steps, fitted))
+        return cfg.steps
+
     def run(self, progress: bool = True) -> dict:
         from tqdm import tqdm
 
@@ -273,12 +290,23 @@ class Trainer:
         (self.out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
         last = {}
         t0 = time.perf_counter()
+        probe = None if cfg.time_budget_s is None else (self.step + TIME_PROBE_STEPS // 2, None)
         bar = tqdm(total=cfg.steps, initial=self.step, desc="train", unit="step", disable=not progress,
                    file=sys.stderr, dynamic_ncols=True)
         with open(self.out / LOG_FILE, "a") as log:
             while self.step < cfg.steps:
                 last = self.train_step()
                 bar.update(1)
+                if probe is not None:  # time steps [start + P/2, start + P): past compilation and warm-up
+                    if self.step == probe[0]:
+                        probe = (self.step, time.perf_counter())
+                    elif self.step == probe[0] + TIME_PROBE_STEPS // 2 and probe[1] is not None:
+                        rate = (time.perf_counter() - probe[1]) / (TIME_PROBE_STEPS // 2)
+                        bar.total = self.fit_steps_to_budget(rate, time.perf_counter() - t0)
+                        (self.out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+                        print(f"irflow: {rate * 1e3:.1f} ms/step: {cfg.steps} steps fit the "
+                              f"{cfg.time_budget_s:g} s budget", file=sys.stderr)
+                        probe = None
                 if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                     last["seconds"] = round(time.perf_counter() - t0, 3)
                     log.write(json.dumps(last) + "\n")
@@ -309,7 +337,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     for f in dataclasses.fields(TrainConfig):
         kind = type(f.default) if f.default is not None else str
-        if f.name in ("level_min", "level_max"):
+        if f.name in ("level_min", "level_max", "time_budget_s"):
             kind = float
         p.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=kind, default=None,
                        help=f"(default: {f.default})")

@@ -132,3 +132,26 @@ def test_ema_update(tmp_path, tiny_checkpoint, tiny_data, warmup):
         expected = decay * init[k] + (1 - decay) * trainer.model.state_dict()[k]
         torch.testing.assert_close(v, expected, rtol=1e-5, atol=1e-6)
     assert trainer.ema_decay(10_000) == 0.995
+
+
+def test_time_budget_fits_steps(tmp_path, tiny_checkpoint, tiny_data):
+    from irflow_engine.train import TIME_PROBE_STEPS
+
+    trainer = Trainer(_config(tmp_path, tiny_checkpoint, tiny_data, steps=10_000, time_budget_s=30.0))
+    trainer.step = 40
+    assert trainer.fit_steps_to_budget(seconds_per_step=0.5, elapsed=10.0) == 40 + 40  # 20 s left
+    assert trainer.cfg.steps == 80
+    assert trainer.fit_steps_to_budget(seconds_per_step=1e-6, elapsed=0.0) == 80      # never raises steps
+    assert trainer.fit_steps_to_budget(seconds_per_step=1.0, elapsed=99.0) == 41      # over budget: stop next
+    # A real run: the total is fitted after the probe steps and recorded in config.json.
+    cfg = _config(tmp_path / "b", tiny_checkpoint, tiny_data, steps=10_000, time_budget_s=1e-3,
+                  checkpoint_every=1000)
+    Trainer(cfg).run(progress=False)
+    saved = json.loads((tmp_path / "b" / "run" / "config.json").read_text())
+    assert saved["steps"] == TIME_PROBE_STEPS + 1
+    assert load_checkpoint(tmp_path / "b" / "run" / "model.safetensors").meta.extra["train_steps"] == saved["steps"]
+
+
+def test_time_budget_must_be_positive(tmp_path, tiny_checkpoint, tiny_data):
+    with pytest.raises(ValueError, match="time_budget_s"):
+        _config(tmp_path, tiny_checkpoint, tiny_data, time_budget_s=0.0)
