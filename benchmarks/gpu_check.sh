@@ -6,14 +6,17 @@
 #      (fp16 <= 5e-3, bf16 <= 2e-2 relative error; golden nf8, the trained irflow-denoise-s on a
 #      noisy photograph, random irflow-unet64), its CUDA-graph cache and threads, and a per-kernel
 #      profile of one loop; the pixel-format extension's CUDA path against its CPU path; and
-#      (TRAIN=1, default) the bundled models retrained on the GPU within TRAIN_BUDGET_S seconds
-#      each (configs/*-s-gpu.json), then scored with `irflow eval`;
+#      (TRAIN=1, off by default) the bundled models retrained on the GPU within TRAIN_BUDGET_S
+#      seconds each (configs/*-s-gpu.json), then scored with `irflow eval`. Training shares the
+#      CPU cores with the tests: on 2026-11-27 it ran at ~1 s/step that way, useless; give it a
+#      session of its own (TESTS=0 BENCH=0 TRAIN=1);
 #   3. alone on the GPU: time irflow-unet64 at 1280x720 and 1920x1080, K = 1 and 3: eager fp32 /
 #      eager fp16 / triton fp16 / triton bf16 in one process, torch.compile fp16 (+ CUDA graph) in
 #      its own processes under a time limit, and print one table last.
 # Usage: bash benchmarks/gpu_check.sh [WORK_DIR]   (logs, JSON, trained weights in WORK_DIR, default
-# ./gpu_out; when $OUT is set, WORK_DIR is also packed into $OUT/gpu_out.tar.gz at exit).
-# Knobs: DEADLINE_S (whole script, default 480), TRAIN (1/0), TRAIN_BUDGET_S (default 120),
+# ./gpu_out; when $OUT is set, WORK_DIR less the training run folders is packed into
+# $OUT/gpu_out.tar.gz at exit, and the test summary is copied to $OUT/tests_summary.txt).
+# Knobs: DEADLINE_S (whole script, default 480), TRAIN (0/1), TRAIN_BUDGET_S (default 120),
 # TESTS (1/0), BENCH (1/0).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +25,8 @@ mkdir -p "$work"
 py="${PYTHON:-python3}"
 deadline="${DEADLINE_S:-480}"
 if [[ -n "${OUT:-}" ]]; then
-  trap 'tar czf "$OUT/gpu_out.tar.gz" -C "$work" . 2>/dev/null' EXIT
+  trap 'tar czf "$OUT/gpu_out.tar.gz" --exclude=./runs -C "$work" . 2>/dev/null;
+        grep -E "^(FAILED|ERROR)|passed|failed" "$work/tests.log" > "$OUT/tests_summary.txt" 2>/dev/null' EXIT
 fi
 
 echo "== environment"
@@ -43,7 +47,8 @@ echo "== checks, tests and training side by side (untimed)"
 pids=()
 if [[ "${TESTS:-1}" == 1 ]]; then
   xdist=(); "$py" -c "import xdist" 2>/dev/null && xdist=(-n 6)
-  timeout 200 "$py" -m pytest -q -p no:cacheprovider "${xdist[@]}" tests > "$work/tests.log" 2>&1 &
+  OMP_NUM_THREADS=2 timeout 260 "$py" -m pytest -q -rfE -p no:cacheprovider "${xdist[@]}" \
+    --junitxml="$work/tests.xml" tests > "$work/tests.log" 2>&1 &
   pids+=($!)
 fi
 timeout 200 "$py" benchmarks/triton_check.py --profile --json "$work/triton_check.json" \
@@ -54,13 +59,13 @@ pids+=($!)
 train_and_eval() {  # TASK EVAL_ARGS...: retrain irflow-TASK-s on the GPU, then score it there
   local task="$1"; shift
   local weights="$work/irflow-$task-s.safetensors"
-  timeout $(( ${TRAIN_BUDGET_S:-120} + 90 )) "$py" -m irflow_engine.cli train --config "configs/$task-s-gpu.json" \
+  OMP_NUM_THREADS=2 timeout $(( ${TRAIN_BUDGET_S:-120} + 90 )) "$py" -m irflow_engine.cli train --config "configs/$task-s-gpu.json" \
     --out-dir "$work/runs/$task" --bundle-to "$weights" --time-budget-s "${TRAIN_BUDGET_S:-120}" --quiet \
     > "$work/train_$task.log" 2>&1 || { echo "TRAIN $task FAILED"; tail -5 "$work/train_$task.log"; return; }
   timeout 90 "$py" -m irflow_engine.cli eval --model "$weights" --gt skimage:heldout --steps 1,2,3,4 \
     --device cuda --json "$work/eval_$task.json" "$@" > "$work/eval_$task.log" 2>&1 || echo "EVAL $task FAILED"
 }
-if [[ "${TRAIN:-1}" == 1 ]]; then
+if [[ "${TRAIN:-0}" == 1 ]]; then
   train_and_eval denoise --degradation noise --level 25 --baseline nlm &
   pids+=($!)
   train_and_eval derain --degradation rain --level 0.6 &
@@ -68,8 +73,9 @@ if [[ "${TRAIN:-1}" == 1 ]]; then
 fi
 for p in "${pids[@]}"; do wait "$p"; done
 echo "side-by-side phase done at ${SECONDS}s"
-echo "-- tests"; tail -12 "$work/tests.log" 2>/dev/null
-echo "-- triton backend"; grep -E "^(PASS|FAIL)|checks passed" "$work/triton_check.log"; tail -3 "$work/triton_check.err"
+echo "-- tests"; grep -E "^(FAILED|ERROR)" "$work/tests.log" 2>/dev/null | head -20; tail -2 "$work/tests.log" 2>/dev/null
+echo "-- triton backend"; grep -E "^(PASS|FAIL)|checks passed" "$work/triton_check.log"
+grep -E "Error|error" "$work/triton_check.err" | grep -v -i warn | tail -4
 sed -n '/== where the time goes/,/^$/p' "$work/triton_check.log" | head -16
 echo "-- pixel formats"; tail -14 "$work/pixfmt_check.log"
 for task in denoise derain; do
