@@ -51,7 +51,7 @@ if [[ "${TESTS:-1}" == 1 ]]; then
     --junitxml="$work/tests.xml" tests > "$work/tests.log" 2>&1 &
   pids+=($!)
 fi
-timeout 200 "$py" benchmarks/triton_check.py --profile --json "$work/triton_check.json" \
+timeout 200 "$py" benchmarks/triton_check.py --json "$work/triton_check.json" \
   > "$work/triton_check.log" 2> "$work/triton_check.err" &
 pids+=($!)
 timeout 100 "$py" benchmarks/gpu_check_pixfmt.py > "$work/pixfmt_check.log" 2>&1 &
@@ -76,7 +76,6 @@ echo "side-by-side phase done at ${SECONDS}s"
 echo "-- tests"; grep -E "^(FAILED|ERROR)" "$work/tests.log" 2>/dev/null | head -20; tail -2 "$work/tests.log" 2>/dev/null
 echo "-- triton backend"; grep -E "^(PASS|FAIL)|checks passed" "$work/triton_check.log"
 grep -E "Error|error" "$work/triton_check.err" | grep -v -i warn | tail -4
-sed -n '/== where the time goes/,/^$/p' "$work/triton_check.log" | head -16
 echo "-- pixel formats"; tail -14 "$work/pixfmt_check.log"
 for task in denoise derain; do
   [[ -f "$work/train_$task.log" ]] || continue
@@ -86,6 +85,11 @@ done
 
 [[ "${BENCH:-1}" == 1 ]] || exit 0
 echo "== benchmark (alone on the GPU)"
+# Where the time of one fused loop goes, kernel by kernel (the issue asks for it while the
+# target is missed); first, as it is short and the most useful number to have.
+timeout 90 "$py" benchmarks/triton_check.py --profile-only --json "$work/profile.json" > "$work/profile.log" 2>&1 \
+  || { echo "PROFILE FAILED"; tail -5 "$work/profile.log"; }
+sed -n '/== where the time goes/,$p' "$work/profile.log" | head -28
 res="1280x720,1920x1080"
 bench() {  # bench NAME TIMEOUT_S ARGS...: one irflow-bench-latency process, JSON to $work/bench_NAME.json
   local name="$1" limit="$2"; shift 2

@@ -197,6 +197,7 @@ def main(argv=None) -> int:
     p.add_argument("--json", help="write the results here")
     p.add_argument("--profile", action="store_true", help="also print per-kernel times of one unet64 loop")
     p.add_argument("--skip-unet64", action="store_true", help="accuracy on the golden nf 8 model only")
+    p.add_argument("--profile-only", action="store_true", help="only the per-kernel profile (no checks)")
     args = p.parse_args(argv)
     if not torch.cuda.is_available():
         print("triton_check: needs a CUDA device", file=sys.stderr)
@@ -215,6 +216,11 @@ def main(argv=None) -> int:
         result["triton"] = triton.__version__
     except ImportError:
         pass
+    if args.profile_only:
+        result["profile"] = profile_loop(unet64_model(), device, 1280, 720, 3, "fp16")
+        if args.json:
+            Path(args.json).write_text(json.dumps(result, indent=2))
+        return 0
     with torch.no_grad():
         golden = golden_model()
         check_accuracy(report, "golden-nf8-d3", golden, images, device)
