@@ -19,7 +19,7 @@ class CliError(Exception):
     """A problem with the user's request; printed as `irflow: error: …`, exit status 1."""
 
 
-def add_engine_options(p: argparse.ArgumentParser) -> None:
+def add_engine_options(p: argparse.ArgumentParser, device: bool = True) -> None:
     """The options that choose a model and how to run it (shared by every subcommand)."""
     p.add_argument("--model", required=True, metavar="NAME_OR_PATH",
                    help="checkpoint file (.safetensors, or a reference .pth state dict), bundled model name, "
@@ -31,7 +31,8 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="eager",
                    help="eager | compile | triton (CUDA) | auto: triton on CUDA when available, else eager (default: eager)")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32", help="default: fp32")
-    p.add_argument("--device", default="auto", help="cpu | cuda | cuda:N | auto (default: auto)")
+    if device:
+        p.add_argument("--device", default="auto", help="cpu | cuda | cuda:N | auto (default: auto)")
     p.add_argument("--max-batch", type=int, default=4, help="frames per backend call (default: 4)")
 
 
@@ -85,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "CPU, write noisy.png, restored.png and side_by_side.png, and print PSNR before/after.")
     add_demo_arguments(d)
     d.set_defaults(func=cmd_demo)
+
+    from .batch.cli import add_restore_batch_parser
+    add_restore_batch_parser(sub)
     return parser
 
 

@@ -1,0 +1,245 @@
+"""Run a batch on Ray: images through a Ray Data pipeline, videos as one task per file.
+
+Images: read (Ray tasks) → restore (`map_batches` over a pool of `EngineActor`s, one engine per
+actor, built once; same-sized images are restored together) → write (Ray tasks, temp file +
+rename). Errors that name a bad input (unreadable image, wrong size) are recorded as "failed" in
+the manifest and the run goes on; any other exception in an engine actor fails its Ray task,
+which Ray retries (`max_retries` times, on a restarted actor if the actor died); read and write
+tasks get Ray's default retries when their worker dies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from .manifest import Manifest
+from .plan import BatchJob, WorkItem, plan_work
+
+log = logging.getLogger(__name__)
+
+# CPU share that Ray Data's read and write tasks ask for: small, so that a pool of actors
+# holding most of the CPUs never starves them.
+IO_TASK_CPUS = 0.1
+INPUT_ERRORS = (ValueError, OSError)  # ImageFileError and InputError are ValueErrors
+
+
+class RayUnavailable(ImportError):
+    """Ray (with Ray Data) is not installed; the message says how to install it."""
+
+
+def _require_ray():
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise RayUnavailable("restore-batch needs Ray: pip install 'irflow-engine[ray]' "
+                           "(or pip install 'ray[data]')") from None
+    return ray
+
+
+@dataclass
+class BatchSummary:
+    done: int
+    failed: int
+    skipped: int
+    seconds: float
+    manifest: str
+
+    def __str__(self) -> str:
+        return (f"{self.done} restored, {self.failed} failed, {self.skipped} skipped (already done) "
+                f"in {self.seconds:.1f}s; manifest {self.manifest}")
+
+
+def claim_marker(path: Optional[str]) -> bool:
+    """True for exactly one caller across processes: the one that removes the file at `path`."""
+    if not path:
+        return False
+    try:
+        os.remove(path)
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def build_engine(job: BatchJob):
+    from ..engine import Engine
+
+    return Engine.from_checkpoint(job.model, backend=job.backend, device=job.device, precision=job.precision,
+                                  steps=job.steps, solver=job.solver, max_batch=job.max_batch)
+
+
+# -- the image pipeline: read → restore → write -------------------------------------------------
+
+def read_row(row: Dict) -> Dict:
+    from ..images import read_image
+
+    t0 = time.perf_counter()
+    row = dict(row, image=np.zeros((0, 0, 3), np.uint8), alpha=np.zeros((0, 0), np.uint8), error="")
+    try:
+        rgb, alpha = read_image(row["src"])
+        row["image"] = rgb
+        if alpha is not None:
+            row["alpha"] = alpha
+    except INPUT_ERRORS as e:
+        row["error"] = str(e)
+    row["seconds"] = time.perf_counter() - t0
+    return row
+
+
+class EngineActor:
+    """One engine per actor, built once; restores a batch of rows (same-sized images together)."""
+
+    def __init__(self, job: BatchJob, threads: int):
+        import torch
+
+        if job.device == "cpu":
+            torch.set_num_threads(max(1, threads))
+        self.job = job
+        self.engine = build_engine(job)
+
+    def __call__(self, batch: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        if claim_marker(self.job.fail_once):
+            raise RuntimeError(f"injected failure (fail_once marker {self.job.fail_once})")
+        images = list(batch["image"])
+        errors = [str(e) for e in batch["error"]]
+        seconds = [float(s) for s in batch["seconds"]]
+        groups: Dict[tuple, List[int]] = {}
+        for i, (img, err) in enumerate(zip(images, errors)):
+            if not err:
+                groups.setdefault(img.shape, []).append(i)
+        for shape, idx in groups.items():
+            t0 = time.perf_counter()
+            try:
+                restored = self.engine.restore(np.stack([images[i] for i in idx]))
+            except INPUT_ERRORS as e:
+                for i in idx:
+                    errors[i] = str(e)
+                continue
+            share = (time.perf_counter() - t0) / len(idx)
+            for k, i in enumerate(idx):
+                images[i] = restored[k]
+                seconds[i] += share
+        out = dict(batch)
+        out["image"] = _object_array(images)
+        out["error"] = np.array(errors, dtype=object)
+        out["seconds"] = np.array(seconds)
+        return out
+
+
+def _object_array(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    out = np.empty(len(arrays), dtype=object)
+    for i, a in enumerate(arrays):
+        out[i] = a
+    return out
+
+
+def write_row(row: Dict) -> Dict:
+    from ..images import write_image
+
+    t0 = time.perf_counter()
+    error = str(row["error"])
+    if not error:
+        try:
+            alpha = row["alpha"] if row["alpha"].size else None
+            write_image(row["dst"], np.ascontiguousarray(row["image"]), alpha)
+        except INPUT_ERRORS as e:
+            error = str(e)
+    return {"src": row["src"], "dst": row["dst"], "error": error,
+            "seconds": float(row["seconds"]) + time.perf_counter() - t0}
+
+
+def _pool(job: BatchJob, ray) -> tuple:
+    """(workers, CPUs per worker) for this cluster."""
+    resources = ray.cluster_resources()
+    cpus = float(resources.get("CPU", 1.0))
+    if job.gpus_per_worker > 0:
+        gpus = float(resources.get("GPU", 0.0))
+        if gpus < job.gpus_per_worker:
+            raise ValueError(f"gpus_per_worker={job.gpus_per_worker} but the Ray cluster has {gpus:g} GPUs")
+        workers = job.workers or max(1, int(gpus // job.gpus_per_worker))
+        return workers, 1.0
+    workers = job.workers or max(1, int(cpus // 2))
+    # Leave IO_TASK_CPUS-sized room for a read and a write task next to the pool.
+    per_worker = max(IO_TASK_CPUS, min(1.0 * max(1, int(cpus // workers)), (cpus - 2 * IO_TASK_CPUS) / workers))
+    return workers, per_worker
+
+
+def run_images(job: BatchJob, items: List[WorkItem], manifest: Manifest, ray, progress) -> None:
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False        # ours counts files; Ray Data's logs go to its log file
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    ctx.actor_task_retry_on_errors = True   # application errors in the actor are retried …
+    ctx.max_errored_blocks = 0              # … and a batch that still fails fails the run
+    workers, cpus = _pool(job, ray)
+    ds = ray.data.from_items([{"src": i.src, "dst": i.dst} for i in items], override_num_blocks=len(items))
+    ds = ds.map(read_row, num_cpus=IO_TASK_CPUS)
+    gpus = {"num_gpus": job.gpus_per_worker} if job.gpus_per_worker > 0 else {}
+    ds = ds.map_batches(EngineActor, fn_constructor_kwargs={"job": job, "threads": int(round(cpus))},
+                        batch_size=job.batch_size, batch_format="numpy",
+                        compute=ray.data.ActorPoolStrategy(size=workers),
+                        num_cpus=cpus, max_restarts=job.max_retries, max_task_retries=job.max_retries, **gpus)
+    ds = ds.map(write_row, num_cpus=IO_TASK_CPUS)
+    for row in ds.iter_rows():
+        error = row["error"] or None
+        manifest.update(row["src"], status="failed" if error else "done", frames=1,
+                        seconds=round(float(row["seconds"]), 4), error=error)
+        progress(row["src"], error)
+
+
+# -- the driver ------------------------------------------------------------------------------
+
+def _init_ray(job: BatchJob, ray) -> bool:
+    """Connect to `job.ray_address`, or start a local instance sized to this machine; True if we
+    started (and so must stop) it."""
+    if ray.is_initialized():
+        return False
+    kwargs = dict(include_dashboard=False, logging_level=logging.WARNING, configure_logging=False)
+    if job.ray_address:
+        ray.init(address=job.ray_address, **kwargs)
+    else:
+        import torch
+
+        ray.init(num_cpus=os.cpu_count() or 1, num_gpus=torch.cuda.device_count(), **kwargs)
+    return True
+
+
+def restore_batch(job: BatchJob, inputs: Sequence[str], progress: bool = True) -> BatchSummary:
+    """Restore every input file into `job.out_dir` (same file names) on Ray; see `BatchJob`."""
+    from tqdm import tqdm
+
+    ray = _require_ray()
+    todo, done = plan_work(inputs, job.out_dir, job.overwrite)
+    manifest = Manifest(job.manifest_path, job={k: v for k, v in dataclasses.asdict(job).items() if k != "fail_once"})
+    manifest.add(done, "skipped")
+    manifest.add(todo, "pending")
+    t0 = time.perf_counter()
+    bar = tqdm(total=len(todo), desc="restore-batch", unit="file", disable=not progress or None, file=sys.stderr)
+
+    def report(src, error):
+        bar.update(1)
+        if error:
+            bar.write(f"irflow: failed: {error if src in error else f'{src}: {error}'}", file=sys.stderr)
+
+    started = _init_ray(job, ray) if todo else False
+    try:
+        images = [i for i in todo if i.kind == "image"]
+        videos = [i for i in todo if i.kind == "video"]
+        if videos:
+            raise NotImplementedError("videos in restore-batch")
+        if images:
+            run_images(job, images, manifest, ray, report)
+    finally:
+        bar.close()
+        if started:
+            ray.shutdown()
+    counts = manifest.counts()
+    return BatchSummary(done=counts["done"], failed=counts["failed"], skipped=counts["skipped"],
+                        seconds=time.perf_counter() - t0, manifest=str(manifest.path))

@@ -1,0 +1,110 @@
+"""restore-batch on a local Ray instance (2 CPUs): outputs equal the single-process Engine's,
+a task that fails once is retried, a rerun skips finished outputs, the manifest is complete."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from irflow_engine import Engine
+from irflow_engine.batch import BatchJob, plan_work, restore_batch
+from irflow_engine.images import read_image, write_image
+
+ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'irflow-engine[ray]')")
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def photo_folder(tmp_path_factory):
+    """Four crops of real photographs (two share a size, so they are restored together) and a bad file."""
+    import skimage.data
+
+    folder = tmp_path_factory.mktemp("photos")
+    astronaut, coffee = skimage.data.astronaut(), skimage.data.coffee()
+    write_image(folder / "a.png", astronaut[100:140, 180:228])
+    write_image(folder / "b.png", astronaut[300:340, 200:248])
+    write_image(folder / "c.png", coffee[50:83, 100:151])          # odd size
+    write_image(folder / "d.jpg", coffee[200:248, 300:340])
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n but not really")
+    return folder
+
+
+def test_images_equal_engine_retry_skip_and_manifest(tmp_path, local_ray, photo_folder, tiny_checkpoint):
+    out = tmp_path / "out"
+    marker = tmp_path / "fail.once"
+    marker.write_text("")
+    job = BatchJob(out_dir=str(out), model=str(tiny_checkpoint), steps=2, workers=2, batch_size=2,
+                   fail_once=str(marker))
+    summary = restore_batch(job, [str(photo_folder)], progress=False)
+
+    assert not marker.exists(), "the injected failure never ran"
+    assert (summary.done, summary.failed, summary.skipped) == (4, 1, 0)
+    engine = Engine.from_checkpoint(tiny_checkpoint, steps=2)
+    for name in ("a.png", "b.png", "c.png", "d.jpg"):
+        src, _ = read_image(photo_folder / name)
+        expected = engine.restore(src)
+        got, _ = read_image(out / name)
+        if name.endswith(".jpg"):  # compare against the same JPEG encoding of the expected output
+            write_image(tmp_path / name, expected)
+            expected, _ = read_image(tmp_path / name)
+            assert np.abs(got.astype(int) - expected.astype(int)).mean() < 0.5
+            continue
+        # Same weights and schedule; only the CPU thread count differs (1 vs the test's), which can
+        # move a float across a rounding boundary: at most 1 code, rarely.
+        diff = np.abs(got.astype(int) - expected.astype(int))
+        assert diff.max() <= 1 and (diff > 0).mean() < 0.01, (name, diff.max(), (diff > 0).mean())
+    assert not (out / "broken.png").exists()
+    assert not [p for p in out.iterdir() if p.name.startswith(".")], "temporary files left behind"
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    records = manifest["inputs"]
+    assert set(records) == {str(photo_folder / n) for n in ("a.png", "b.png", "c.png", "d.jpg", "broken.png")}
+    assert manifest["counts"] == {"pending": 0, "done": 4, "skipped": 0, "failed": 1}
+    bad = records[str(photo_folder / "broken.png")]
+    assert bad["status"] == "failed" and "broken.png" in bad["error"]
+    for name in ("a.png", "c.png"):
+        rec = records[str(photo_folder / name)]
+        assert rec["status"] == "done" and rec["frames"] == 1 and rec["seconds"] > 0 and rec["error"] is None
+        assert rec["output"] == str(out / name)
+
+    # A rerun skips what is finished (only the broken input is tried again).
+    mtimes = {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name != "manifest.json"}
+    again = restore_batch(BatchJob(out_dir=str(out), model=str(tiny_checkpoint), steps=2, workers=1),
+                          [str(photo_folder)], progress=False)
+    assert (again.done, again.failed, again.skipped) == (0, 1, 4)
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name != "manifest.json"} == mtimes
+
+
+def test_plan_work(tmp_path):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "y").mkdir()
+    for d in ("x", "y"):
+        write_image(tmp_path / d / "same.png", np.full((4, 4, 3), 7, np.uint8))
+    with pytest.raises(ValueError, match="share the file name 'same.png'"):
+        plan_work([str(tmp_path / "x"), str(tmp_path / "y")], tmp_path / "out")
+    with pytest.raises(ValueError, match="is the input itself"):
+        plan_work([str(tmp_path / "x")], tmp_path / "x")
+    with pytest.raises(ValueError, match="does not exist"):
+        plan_work([str(tmp_path / "missing.png")], tmp_path / "out")
+    (tmp_path / "notes.txt").write_text("hi")
+    with pytest.raises(ValueError, match="not an image or video"):
+        plan_work([str(tmp_path / "notes.txt")], tmp_path / "out")
+    write_image(tmp_path / "out" / "same.png", np.full((4, 4, 3), 7, np.uint8))
+    todo, done = plan_work([str(tmp_path / "x")], tmp_path / "out")
+    assert (len(todo), len(done)) == (0, 1) and done[0].dst == str(tmp_path / "out" / "same.png")
+    todo, done = plan_work([str(tmp_path / "x")], tmp_path / "out", overwrite=True)
+    assert (len(todo), len(done)) == (1, 0) and todo[0].kind == "image"
+
+
+def test_bad_job_options():
+    with pytest.raises(ValueError, match="workers"):
+        BatchJob(out_dir="o", model="m", workers=0)
+    with pytest.raises(ValueError, match="gpus_per_worker"):
+        BatchJob(out_dir="o", model="m", gpus_per_worker=-1)
