@@ -156,3 +156,18 @@ def test_stream_is_lazy_and_can_be_abandoned(engine):
     s.close()
     assert not _wait_for_no_threads()
     assert len(pulled) < 30
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_stream_on_cuda(tiny_checkpoint, engine):
+    """numpy frames through pinned buffers and side streams; CUDA tensors stay on the device."""
+    gpu = Engine.from_checkpoint(tiny_checkpoint, steps=1, device="cuda")
+    rng = np.random.default_rng(9)
+    frames = [rng.integers(0, 256, (32, 48, 3), dtype=np.uint8) for _ in range(7)]
+    out = list(gpu.stream(frames, batch=3))
+    for f, r in zip(frames, out):
+        assert np.abs(r.astype(int) - engine.restore(f).astype(int)).max() <= 1
+    tensors = [torch.rand(3, 32, 48, device="cuda") for _ in range(3)]
+    for t, r in zip(tensors, gpu.stream(tensors, batch=2)):
+        assert r.is_cuda and r.shape == t.shape
+        torch.testing.assert_close(r, gpu.restore(t))
