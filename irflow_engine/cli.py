@@ -1,4 +1,4 @@
-"""The `irflow` command line: `irflow restore` for images and folders of images."""
+"""The `irflow` command line: `irflow restore` for images and folders (videos and raw pipes: `video.cli`)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import List, Optional, Sequence, Tuple
 
 from ._version import __version__
 from .config import PRECISIONS, SOLVERS
+from .video.cli import add_video_arguments, cmd_restore_video, is_video_request
 
 log = logging.getLogger("irflow")
 
@@ -45,16 +46,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     r = sub.add_parser(
-        "restore", help="restore an image or a folder of images",
-        description="Restore one image (PNG/JPEG/TIFF/BMP/WebP) or every image in a folder. "
-                    "A folder's results keep their file names in the output folder. Outputs are "
-                    "written to a temporary file and renamed, so a failure never leaves a partial file.",
-        epilog="example: irflow restore rainy.png -o clean.png --model irflow-unet32-d3 --steps 3")
-    r.add_argument("input", help="an image file or a folder of images")
+        "restore", help="restore an image, a folder of images, a video, or raw frames from stdin",
+        description="Restore one image (PNG/JPEG/TIFF/BMP/WebP), every image in a folder, a video file "
+                    "(audio/subtitles copied, frame timing, colour tags and bit depth kept), or raw frames "
+                    "piped through stdin/stdout ('-'). A folder's results keep their file names in the output "
+                    "folder. Outputs are written to a temporary file and renamed, so a failure never leaves a "
+                    "partial file.",
+        epilog="examples: irflow restore rainy.png -o clean.png --model irflow-unet32-d3 --steps 3; "
+               "irflow restore in.mp4 -o out.mp4 --model irflow-denoise-s --steps 1; "
+               "ffmpeg -i in.mp4 -f rawvideo -pix_fmt yuv420p - | irflow restore - -o - --raw-size 1280x720 "
+               "--pix-fmt yuv420p --model irflow-denoise-s | ffmpeg -f rawvideo -pix_fmt yuv420p -s 1280x720 -i - out.mp4")
+    r.add_argument("input", help="an image file, a folder of images, a video file, or '-' for raw frames on stdin")
     r.add_argument("-o", "--output", required=True,
-                   help="output image file (for an image input) or folder (for a folder input)")
+                   help="output image file or folder, video file, or '-' (stdout, raw input only)")
     add_engine_options(r)
     r.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
+    add_video_arguments(r)
     r.set_defaults(func=cmd_restore)
 
     from .evaluate import add_eval_arguments, cmd_eval
@@ -115,29 +122,38 @@ def _plan_outputs(src: Path, dst: Path) -> List[Tuple[Path, Path]]:
     return [(src, dst)]
 
 
-def cmd_restore(args) -> int:
-    from tqdm import tqdm
-
+def build_engine(args):
+    """The Engine the engine options ask for; says on stderr when it is ready."""
     from .engine import Engine
-    from .images import read_image, write_image
-
-    pairs = _plan_outputs(Path(args.input), Path(args.output))
-    existing = [d for _, d in pairs if d.exists()]
-    if existing and not args.overwrite:
-        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
-        raise CliError(f"output {existing[0]} exists{more}; pass --overwrite to replace")
 
     t0 = time.perf_counter()
     engine = Engine.from_checkpoint(args.model, backend=args.backend, device=args.device,
                                     precision=args.precision, steps=args.steps, solver=args.solver,
                                     max_batch=args.max_batch)
     print(f"irflow: {engine!r} ready in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+    return engine
+
+
+def cmd_restore(args) -> int:
+    from tqdm import tqdm
+
+    from .images import read_image, write_image
+
+    if is_video_request(args):
+        return cmd_restore_video(args, build_engine)
+    pairs = _plan_outputs(Path(args.input), Path(args.output))
+    existing = [d for _, d in pairs if d.exists()]
+    if existing and not args.overwrite:
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise CliError(f"output {existing[0]} exists{more}; pass --overwrite to replace")
+
+    engine = build_engine(args)
 
     bar = tqdm(pairs, desc="restore", unit="img", disable=len(pairs) == 1 or None, file=sys.stderr)
     t1 = time.perf_counter()
     for src, dst in bar:
         rgb, alpha = read_image(src)
-        write_image(dst, engine.restore(rgb), alpha)
+        write_image(dst, engine.restore(rgb, tile=args.tile, tile_overlap=args.tile_overlap), alpha)
         if len(pairs) == 1:
             print(f"irflow: wrote {dst} ({rgb.shape[1]}x{rgb.shape[0]}, "
                   f"{time.perf_counter() - t1:.2f}s)", file=sys.stderr)

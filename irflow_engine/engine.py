@@ -12,6 +12,7 @@ from .checkpoint import LoadedCheckpoint, resolve
 from .config import EngineConfig, ModelConfig
 from .flow import Schedule, make_schedule
 from .frames import Frame, from_batch, to_batch
+from .tiling import DEFAULT_OVERLAP, fallback_tile, restore_tiled
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,8 @@ class Engine:
         if checkpoint.random_weights:
             log.warning("'%s' is an architecture preset with RANDOM, untrained weights: the output "
                         "shows the pipeline working, it is NOT a restoration", checkpoint.name)
+        # Set after a CUDA out-of-memory error: the tile size later calls use from the start.
+        self.oom_tile: Optional[int] = None
 
     @classmethod
     def from_checkpoint(cls, path_or_preset, backend: str = "eager", device: str = "cpu",
@@ -73,25 +76,60 @@ class Engine:
     def model_config(self) -> ModelConfig:
         return self.checkpoint.config
 
-    def restore(self, x: Frame) -> Frame:
+    def restore(self, x: Frame, *, tile: Optional[int] = None, tile_overlap: int = DEFAULT_OVERLAP) -> Frame:
         """Restore one frame or a batch; returns the same kind (type, dtype, layout, device).
 
         numpy: uint8 H×W×3 / N×H×W×3 (0–255) or float (0–1). torch: float 3×H×W / N×3×H×W in
         [0, 1] (or uint8 0–255), on any device. Float outputs are clamped to [0, 1] unless the
-        engine was built with clamp=False.
+        engine was built with clamp=False. `tile`/`tile_overlap`: see `restore_batch`.
         """
         batch, kind = to_batch(x, self.model_config.in_nc)
-        out = self.restore_batch(batch.to(self.device))
+        out = self.restore_batch(batch.to(self.device), tile=tile, tile_overlap=tile_overlap)
         return from_batch(out, kind, clamp=self.config.clamp)
 
-    def restore_batch(self, y: torch.Tensor) -> torch.Tensor:
-        """N×3×H×W float32 on the engine's device -> unclamped float32 x̂0, `max_batch` at a time."""
+    def restore_batch(self, y: torch.Tensor, *, tile: Optional[int] = None,
+                      tile_overlap: int = DEFAULT_OVERLAP) -> torch.Tensor:
+        """N×3×H×W float32 on the engine's device -> unclamped float32 x̂0, `max_batch` at a time.
+
+        `tile`: restore in overlapping tiles of at most tile×tile pixels, blended with feathered
+        weights (`irflow_engine.tiling`). Without it, a CUDA out-of-memory error is retried once
+        in tiles (logged as a warning), and later calls tile from the start.
+        """
         if y.dim() != 4 or y.dtype != torch.float32:
             raise ValueError(f"restore_batch takes an N×3×H×W float32 tensor, got {tuple(y.shape)} {y.dtype}")
+        if tile:
+            return restore_tiled(self._restore_whole, y, tile, tile_overlap)
+        if not self.oom_tile:
+            try:
+                return self._restore_whole(y)
+            except torch.cuda.OutOfMemoryError as e:
+                reason = str(e).split("\n")[0]
+            # Outside the handler, so that the failed attempt's tensors (held by the traceback) are freed.
+            self.oom_tile = fallback_tile(y.shape[2], y.shape[3], self.model_config.pad_multiple)
+            log.warning("out of memory restoring a %s batch (%s); retrying once in %d×%d tiles "
+                        "(choose with tile=/--tile, or lower max_batch)", "×".join(map(str, y.shape)), reason,
+                        self.oom_tile, self.oom_tile)
+            if y.is_cuda:
+                torch.cuda.empty_cache()
+        return restore_tiled(self._restore_whole, y, self.oom_tile, min(tile_overlap, self.oom_tile // 4))
+
+    def _restore_whole(self, y: torch.Tensor) -> torch.Tensor:
         step = self.config.max_batch
         if y.shape[0] <= step:
             return self.backend.restore(y)
         return torch.cat([self.backend.restore(y[i:i + step]) for i in range(0, y.shape[0], step)])
+
+    def restore_video(self, src, dst, **options):
+        """Restore a video file into another; see `irflow_engine.video.restore_video` for options."""
+        from .video import restore_video
+
+        return restore_video(self, src, dst, **options)
+
+    def stream(self, frames, **options):
+        """Restore an iterable of frames lazily, in order; see `irflow_engine.video.stream`."""
+        from .video import stream
+
+        return stream(self, frames, **options)
 
     def __repr__(self) -> str:
         return (f"Engine(model={self.checkpoint.name!r}, backend={self.backend_name}, device={self.device}, "

@@ -1,0 +1,200 @@
+"""Reading a video file with PyAV: what it holds (`VideoInfo`) and its frames, in batches.
+
+The first video stream is decoded with FFmpeg's frame/slice threads; its frames are copied into
+batch buffers in the rawvideo layout of the plan's work format. Audio and subtitle packets are
+demuxed alongside and handed on untouched, attached to the batch they arrived with, so the muxer
+can interleave them with the re-encoded video. At the end, fewer frames than the header announces
+is an error (`TruncatedVideoError`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Iterator, List, Optional
+
+import torch
+
+from .avframes import copy_to_slot
+from .errors import TruncatedVideoError, VideoError
+from .formats import Colour, FormatPlan, colour_of, describe_conversion, plan_format
+from .layouts import PixfmtLayout
+from .pipeline import StageClock
+
+log = logging.getLogger(__name__)
+
+COPIED_TYPES = ("audio", "subtitle")
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the output should keep of the input's video stream."""
+
+    path: Path
+    width: int
+    height: int
+    codec: str
+    rate: Optional[Fraction]
+    time_base: Fraction
+    frames: Optional[int]        # announced by the container (exact for MP4/MOV), else estimated
+    frames_exact: bool
+    duration: Optional[float]    # seconds
+    bit_rate: int
+    plan: FormatPlan
+    colour: Colour
+
+    @property
+    def layout(self) -> PixfmtLayout:
+        return PixfmtLayout(self.plan.work, self.height, self.width, self.colour.matrix, self.colour.range)
+
+
+@dataclass
+class DecodedBatch:
+    """`n` frames in `raw[:n]`, their timestamps, and the packets of copied streams demuxed meanwhile."""
+
+    raw: Optional[torch.Tensor]
+    n: int
+    pts: List[int]
+    durations: List[int]
+    packets: list = field(default_factory=list)
+
+
+def open_input(path):
+    """Open a media file with PyAV; a clear `VideoError` for missing, unreadable or corrupt files."""
+    import av
+
+    path = Path(path)
+    if not path.exists():
+        raise VideoError(f"input {path} does not exist")
+    if path.is_dir():
+        raise VideoError(f"input {path} is a folder, not a video")
+    try:
+        return av.open(str(path), mode="r")
+    except av.FFmpegError as e:
+        raise VideoError(f"cannot read {path} as a video: {e.strerror or e} (not a video, truncated or corrupt?)") from None
+
+
+class VideoSource:
+    """An open input: `info`, the streams to copy, and `batches()` of decoded frames."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.container = open_input(self.path)
+        # Held while the decoding thread uses the container, so `close` never pulls it from under it.
+        self._lock = threading.Lock()
+        self._closed = False
+        try:
+            self.info, self.stream = self._probe()
+        except BaseException:
+            self.container.close()
+            raise
+        self.copied = [s for s in self.container.streams if s.type in COPIED_TYPES]
+        skipped = [f"#{s.index} ({s.type})" for s in self.container.streams
+                   if s is not self.stream and s.type not in COPIED_TYPES and s.type != "video"]
+        extra_video = [f"#{s.index}" for s in self.container.streams.video if s is not self.stream]
+        if skipped or extra_video:
+            log.warning("%s: only the first video stream is restored and audio/subtitle streams copied; "
+                        "not kept: %s", self.path.name, ", ".join(extra_video + skipped))
+
+    def _probe(self):
+        if not self.container.streams.video:
+            raise VideoError(f"{self.path} has no video stream")
+        stream = self.container.streams.video[0]
+        cc = stream.codec_context
+        if not cc.format or not cc.width or not cc.height:
+            raise VideoError(f"{self.path}: cannot determine the video's size or pixel format (corrupt?)")
+        plan = plan_format(cc.format)
+        note = describe_conversion(plan)
+        if note:
+            log.warning("%s: %s", self.path.name, note)
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        duration = None
+        if stream.duration is not None and stream.time_base:
+            duration = float(stream.duration * stream.time_base)
+        elif self.container.duration:
+            duration = self.container.duration / 1e6
+        frames, exact = (stream.frames, True) if stream.frames else (None, False)
+        if frames is None and duration and rate:
+            frames = int(round(duration * rate))
+        info = VideoInfo(self.path, cc.width, cc.height, cc.name, Fraction(rate) if rate else None,
+                         Fraction(stream.time_base), frames, exact, duration, int(cc.bit_rate or stream.bit_rate or 0),
+                         plan, colour_of(cc, cc.height, plan))
+        return info, stream
+
+    def batches(self, size: int, alloc: Callable[[int], torch.Tensor], clock: StageClock) -> Iterator[DecodedBatch]:
+        """Decoded frames in batches of up to `size`; `alloc(size)` gives each batch's buffer."""
+        import av
+
+        info, plan = self.info, self.info.plan
+        self.stream.thread_type = "AUTO"
+        step = int(round(1 / (info.rate * info.time_base))) if info.rate else 1
+        count = 0
+        batch: Optional[DecodedBatch] = None
+        packets: list = []
+        demuxer = self.container.demux(self.stream, *self.copied)
+        while True:
+            with self._lock, clock.timed():
+                if self._closed:
+                    return
+                try:
+                    # The demuxer ends with an empty packet per stream, which flushes the decoder.
+                    packet = next(demuxer, None)
+                    frames = packet.decode() if packet is not None and packet.stream is self.stream else ()
+                except av.FFmpegError as e:
+                    raise VideoError(f"{self.path}: decoding failed after {count} frames: {e} "
+                                     "(truncated or corrupt?)") from None
+            if packet is None:
+                break
+            if packet.stream is not self.stream:
+                if packet.size:
+                    packets.append(packet)
+                continue
+            for frame in frames:
+                if batch is None:
+                    batch = DecodedBatch(alloc(size), 0, [], [])
+                with clock.timed(1):
+                    self._check(frame, count)
+                    if plan.swscale:
+                        frame = frame.reformat(format=plan.av_work, src_colorspace=info.colour.swscale_colorspace,
+                                               dst_colorspace=info.colour.swscale_colorspace,
+                                               src_color_range=info.colour.swscale_range,
+                                               dst_color_range=info.colour.swscale_range)
+                    copy_to_slot(frame, batch.raw[batch.n].numpy(), plan.av_work)
+                    batch.pts.append(frame.pts if frame.pts is not None else count * step)
+                    batch.durations.append(getattr(frame, "duration", None) or step)  # PyAV >= 14.1
+                batch.n += 1
+                count += 1
+                if batch.n == size:
+                    batch.packets, packets = packets, []
+                    yield batch
+                    batch = None
+        if batch is not None or packets:
+            batch = batch or DecodedBatch(None, 0, [], [])  # packets after the last frame
+            batch.packets = packets
+            yield batch
+        if info.frames_exact and count < info.frames:
+            raise TruncatedVideoError(f"{self.path} ended after {count} of its {info.frames} frames: the file is "
+                                      "truncated or corrupt; no output was written")
+        if not info.frames_exact and info.frames and count < info.frames - 1:
+            raise TruncatedVideoError(f"{self.path} ended after {count} frames, but its duration "
+                                      f"({info.duration:.3f} s) announces about {info.frames}: the file is truncated "
+                                      "or corrupt; no output was written")
+
+    def _check(self, frame, index: int) -> None:
+        info = self.info
+        if (frame.width, frame.height) != (info.width, info.height):
+            raise VideoError(f"{self.path}: frame {index} is {frame.width}x{frame.height}, but the video started at "
+                             f"{info.width}x{info.height}; size changes are not supported")
+        if frame.format.name != info.plan.source:
+            raise VideoError(f"{self.path}: frame {index} has pixel format {frame.format.name}, but the stream "
+                             f"started as {info.plan.source}; format changes are not supported")
+
+    def close(self) -> None:
+        """Close the file (waits for a packet being decoded; later decoding stops)."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self.container.close()

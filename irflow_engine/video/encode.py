@@ -1,0 +1,192 @@
+"""Writing the restored video with PyAV: encoder choice, its settings, and the copied streams.
+
+Defaults look like the input: the same codec (its default FFmpeg encoder; libx264, or libx265 for
+deep video, when there is none or the container refuses it), the same pixel format when the
+encoder takes it (else the work format, else 4:2:0 of the same depth), frame rate, time base,
+each frame's timestamp and duration, and the colour tags. Quality: `crf` for the codecs that have
+one (default `CRF_DEFAULTS`, near transparent), the input's bit rate for the others, lossless
+codecs untouched. Audio and subtitle packets are remuxed unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Sequence
+
+import torch
+
+from .avframes import frame_from_slot
+from .decode import VideoInfo
+from .errors import UnsupportedPixelFormatError, VideoError
+from .formats import AV_TO_PIXFMT
+from .layouts import PixfmtLayout
+
+log = logging.getLogger(__name__)
+
+CRF_DEFAULTS = {"libx264": 18, "libx265": 20, "libvpx-vp9": 24, "libsvtav1": 30, "libaom-av1": 24}
+PRESET_CODECS = ("libx264", "libx265", "libsvtav1")
+LOSSLESS_CODECS = ("ffv1", "rawvideo", "png", "utvideo", "huffyuv", "ffvhuff", "qtrle")
+# Options that keep encoders quiet on stderr (x265 logs through its own printer).
+QUIET_OPTIONS = {"libx265": {"x265-params": "log-level=error"}, "libsvtav1": {"svtav1-params": "log-level=1"}}
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    """What the user asked of the encoder; None means "like the input"."""
+
+    codec: Optional[str] = None
+    crf: Optional[int] = None
+    preset: Optional[str] = None
+    pix_fmt: Optional[str] = None
+    options: Optional[Mapping[str, str]] = None  # passed to FFmpeg as is (e.g. {"tune": "film"})
+
+
+def _encoder(name: str):
+    import av
+
+    try:
+        return av.codec.Codec(name, "w")
+    except (av.codec.codec.UnknownCodecError, ValueError):
+        return None
+
+
+def choose_codec(info: VideoInfo, requested: Optional[str], supported: Sequence[str]) -> str:
+    if requested:
+        codec = _encoder(requested)
+        if codec is None or codec.type != "video":
+            raise VideoError(f"unknown video encoder {requested!r} (e.g. libx264, libx265, ffv1, libvpx-vp9)")
+        if codec.name not in supported and codec.canonical_name not in supported:
+            raise VideoError(f"the output container cannot hold {requested}; choose another codec or suffix")
+        return codec.name
+    fallback = "libx265" if info.plan.bits > 8 else "libx264"
+    for name in (info.codec, fallback):
+        codec = _encoder(name)
+        if codec is not None and (codec.name in supported or codec.canonical_name in supported):
+            return codec.name
+    raise VideoError(f"the output container holds neither {info.codec} nor {fallback}; choose --codec")
+
+
+def choose_pix_fmt(codec_name: str, info: VideoInfo, requested: Optional[str]) -> str:
+    formats = _encoder(codec_name).video_formats
+    names = [f.name for f in formats] if formats else None
+    if requested:
+        if names is not None and requested not in names:
+            raise UnsupportedPixelFormatError(f"{codec_name} cannot encode {requested}; it takes {', '.join(names)}")
+        return requested
+    for name in info.plan.output_candidates:
+        if names is None or name in names:
+            return name
+    raise UnsupportedPixelFormatError(f"{codec_name} takes none of {', '.join(info.plan.output_candidates)} "
+                                      f"(it takes {', '.join(names)}); choose --codec or --pix-fmt")
+
+
+def encoder_options(codec: str, info: VideoInfo, opts: EncodeOptions) -> Dict[str, str]:
+    out: Dict[str, str] = dict(QUIET_OPTIONS.get(codec, {}))
+    if opts.crf is not None and codec not in CRF_DEFAULTS:
+        raise VideoError(f"--crf applies to {', '.join(CRF_DEFAULTS)}, not {codec}")
+    if opts.preset is not None and codec not in PRESET_CODECS:
+        raise VideoError(f"--preset applies to {', '.join(PRESET_CODECS)}, not {codec}")
+    if codec in CRF_DEFAULTS:
+        out["crf"] = str(opts.crf if opts.crf is not None else CRF_DEFAULTS[codec])
+        if codec == "libvpx-vp9":
+            out["b"] = "0"  # constant-quality mode
+    if opts.preset is not None:
+        out["preset"] = str(opts.preset)
+    out.update({str(k): str(v) for k, v in (opts.options or {}).items()})
+    return out
+
+
+class VideoSink:
+    """An output file being written: the restored video stream plus the copied streams."""
+
+    def __init__(self, path, info: VideoInfo, opts: EncodeOptions, copied: Sequence,
+                 metadata: Optional[Mapping[str, str]] = None):
+        import av
+
+        self.info = info
+        self.frame_duration = hasattr(av.VideoFrame, "duration")  # PyAV >= 14.1
+        try:
+            # The container format follows the file name's suffix.
+            self.container = av.open(str(path), mode="w")
+        except ValueError:
+            raise VideoError(f"cannot tell a container format from the suffix of {Path(path).name!r}: "
+                             "use one such as .mp4, .mkv or .mov") from None
+        try:
+            self._setup(opts, copied)
+            for k, v in (metadata or {}).items():
+                self.container.metadata[k] = v
+        except BaseException:
+            self.container.close()
+            raise
+
+    def _setup(self, opts: EncodeOptions, copied: Sequence) -> None:
+        import av
+
+        info, c = self.info, self.container
+        supported = c.supported_codecs
+        codec = choose_codec(info, opts.codec, supported)
+        self.pix_fmt = choose_pix_fmt(codec, info, opts.pix_fmt)
+        self.codec = codec
+        stream = c.add_stream(codec, rate=info.rate, options=encoder_options(codec, info, opts))
+        stream.width, stream.height, stream.pix_fmt = info.width, info.height, self.pix_fmt
+        stream.time_base = info.time_base
+        cc = stream.codec_context
+        cc.time_base = info.time_base
+        if codec not in CRF_DEFAULTS and codec not in LOSSLESS_CODECS and info.bit_rate and "b" not in (opts.options or {}):
+            cc.bit_rate = info.bit_rate
+        # The encoder-side work format: pixfmt writes it directly when it can, else swscale converts.
+        self.work_av = self.pix_fmt if self.pix_fmt in AV_TO_PIXFMT else info.plan.av_work
+        self.reformat = self.work_av != self.pix_fmt
+        colour = info.colour
+        rgb_out = av.VideoFormat(self.pix_fmt).is_rgb
+        self.tags = dict(colorspace=0 if rgb_out else colour.colorspace,
+                         color_range=2 if rgb_out else colour.color_range)
+        for k, v in dict(self.tags, color_primaries=colour.color_primaries, color_trc=colour.color_trc).items():
+            setattr(cc, k, v)
+        self.layout = PixfmtLayout(AV_TO_PIXFMT[self.work_av], info.height, info.width, colour.matrix, colour.range)
+        self.stream = stream
+        self.copies: Dict[int, object] = {}
+        for s in copied:
+            name = s.codec_context.name
+            if name not in supported:
+                raise VideoError(f"the output container cannot hold the input's {s.type} stream #{s.index} "
+                                 f"({name}) without re-encoding; use the input's container ({info.path.suffix})")
+            out = c.add_stream_from_template(s)
+            for k, v in s.metadata.items():
+                out.metadata[k] = v
+            self.copies[s.index] = out
+
+    def write(self, raw: Optional[torch.Tensor], pts: List[int], durations: List[int], packets: Sequence) -> None:
+        """Encode the frames in `raw` (host, the layout's format; None: no frames) and mux them, then `packets`."""
+        info, c = self.info, self.container
+        for i in range(0 if raw is None else raw.shape[0]):
+            frame = frame_from_slot(raw[i].numpy(), self.work_av, info.width, info.height)
+            if self.reformat:
+                frame = frame.reformat(format=self.pix_fmt, src_colorspace=info.colour.swscale_colorspace,
+                                       dst_colorspace=info.colour.swscale_colorspace,
+                                       src_color_range=info.colour.swscale_range,
+                                       dst_color_range=info.colour.swscale_range)
+            frame.pts, frame.time_base = pts[i], info.time_base
+            if self.frame_duration:  # lets the muxer give the last frame its length
+                frame.duration = durations[i]
+            for k, v in self.tags.items():
+                setattr(frame, k, v)
+            for packet in self.stream.encode(frame):
+                c.mux(packet)
+        for packet in packets:
+            packet.stream = self.copies[packet.stream.index]
+            c.mux(packet)
+
+    def close(self) -> None:
+        """Flush the encoder and finish the file."""
+        for packet in self.stream.encode(None):
+            self.container.mux(packet)
+        self.container.close()
+
+    def abort(self) -> None:
+        try:
+            self.container.close()
+        except Exception as e:  # noqa: BLE001 - the file is deleted anyway
+            log.debug("closing an aborted output: %s", e)

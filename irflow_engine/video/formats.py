@@ -1,0 +1,162 @@
+"""Which pixel format and colour conversion each decoded video gets, and what the output keeps.
+
+`irflow_engine.pixfmt` converts rgb24/bgr24/rgba, yuv420p/yuv420p10le and nv12/p010 directly.
+Other common formats are first converted by FFmpeg's swscale (through PyAV): 8-bit ones to rgb24,
+9- to 16-bit YUV ones to yuv420p10le (4:2:2/4:4:4 chroma is then averaged to 4:2:0, more than
+10 bits are rounded to 10). Anything else is refused with `UnsupportedPixelFormatError`.
+
+Colour: the matrix and range follow the stream's tags (H.273 codes as FFmpeg stores them). An
+untagged matrix is guessed as players do: BT.709 from 720 lines up, BT.601 below; an untagged
+range is limited (full for the `yuvj*` formats). The same matrix and range convert back, and the
+output carries the input's four tags unchanged, so a player shows both files alike.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+from .errors import UnsupportedPixelFormatError
+
+log = logging.getLogger(__name__)
+
+# Decoder format -> (pixfmt format, PyAV name of the frames handed to it). yuvj420p is yuv420p
+# in full range.
+DIRECT = {
+    "yuv420p": ("yuv420p", "yuv420p"),
+    "yuvj420p": ("yuv420p", "yuv420p"),
+    "yuv420p10le": ("yuv420p10le", "yuv420p10le"),
+    "nv12": ("nv12", "nv12"),
+    "p010le": ("p010", "p010le"),
+    "rgb24": ("rgb24", "rgb24"),
+    "bgr24": ("bgr24", "bgr24"),
+    "rgba": ("rgba", "rgba"),
+}
+# PyAV names of the formats pixfmt converts -> pixfmt's names.
+AV_TO_PIXFMT = {av_name: name for name, av_name in DIRECT.values()}
+# Formats swscale converts first: 8-bit ones to rgb24, deeper ones to yuv420p10le.
+VIA_SWSCALE_8BIT = (
+    "yuv422p", "yuv444p", "yuv440p", "yuv411p", "yuv410p", "yuvj422p", "yuvj444p", "yuvj440p",
+    "nv21", "nv16", "yuyv422", "uyvy422", "gray", "gbrp", "bgra", "argb", "abgr", "rgb0", "bgr0",
+    "0rgb", "0bgr", "yuva420p", "yuva444p", "pal8",
+)
+VIA_SWSCALE_DEEP = (
+    "yuv422p10le", "yuv444p10le", "yuv420p12le", "yuv422p12le", "yuv444p12le", "yuv420p16le",
+    "yuv422p16le", "yuv444p16le", "p210le", "p016le", "gray10le", "gray12le", "yuva420p10le",
+)
+
+# H.273 MatrixCoefficients (FFmpeg's AVColorSpace) -> pixfmt matrix; approximations are flagged.
+_MATRIX = {1: "bt709", 5: "bt601", 6: "bt601", 9: "bt2020"}
+_MATRIX_APPROX = {4: "bt601", 7: "bt709", 10: "bt2020"}
+_SWSCALE_MATRIX = {"bt709": "ITU709", "bt601": "ITU601", "bt2020": "BT2020"}
+RANGE_TAGS = {"limited": 1, "full": 2}
+MATRIX_TAGS = {"bt709": 1, "bt601": 6, "bt2020": 9}
+
+
+@dataclass(frozen=True)
+class Colour:
+    """How codes map to R'G'B' (pixfmt's names) and the four tags the output carries."""
+
+    matrix: str
+    range: str
+    colorspace: int
+    color_range: int
+    color_primaries: int
+    color_trc: int
+
+    @property
+    def swscale_colorspace(self) -> str:
+        return _SWSCALE_MATRIX[self.matrix]
+
+    @property
+    def swscale_range(self) -> str:
+        return "JPEG" if self.range == "full" else "MPEG"
+
+
+@dataclass(frozen=True)
+class FormatPlan:
+    """How frames of one decoder format reach pixfmt, and how deep the output should be."""
+
+    source: str         # the decoder's format
+    work: str           # the pixfmt format converted to / from tensors
+    av_work: str        # PyAV's name of frames in the work format
+    swscale: bool       # decoded frames are converted to `av_work` by swscale first
+    bits: int           # bits per sample of the source
+    is_rgb: bool
+
+    @property
+    def output_candidates(self) -> Tuple[str, ...]:
+        """Encoder formats to try, best first: the source's own, then the work format, then 4:2:0."""
+        own = "yuv420p" if self.source == "yuvj420p" else self.source
+        default = "yuv420p10le" if self.bits > 8 else "yuv420p"
+        return tuple(dict.fromkeys((own, self.av_work, default)))
+
+
+def plan_format(fmt) -> FormatPlan:
+    """The plan for a PyAV `VideoFormat` (or its name); unsupported formats raise a clear error."""
+    import av
+
+    name = fmt if isinstance(fmt, str) else fmt.name
+    try:
+        vf = av.VideoFormat(name)
+    except (ValueError, TypeError):
+        raise UnsupportedPixelFormatError(f"unknown pixel format {name!r}") from None
+    bits = max((c.bits for c in vf.components), default=8)
+    if name in DIRECT:
+        work, av_work = DIRECT[name]
+        return FormatPlan(name, work, av_work, False, bits, vf.is_rgb)
+    if name in VIA_SWSCALE_8BIT:
+        return FormatPlan(name, "rgb24", "rgb24", True, bits, vf.is_rgb)
+    if name in VIA_SWSCALE_DEEP:
+        return FormatPlan(name, "yuv420p10le", "yuv420p10le", True, bits, vf.is_rgb)
+    raise UnsupportedPixelFormatError(
+        f"pixel format {name} ({bits}-bit) is not supported; supported: {', '.join(DIRECT)} directly, "
+        f"and through swscale {', '.join(VIA_SWSCALE_8BIT + VIA_SWSCALE_DEEP)}. Convert the video first, "
+        f"e.g. ffmpeg -i in -pix_fmt yuv420p10le ...")
+
+
+_WITH_ALPHA = ("rgba", "bgra", "argb", "abgr", "yuva420p", "yuva444p", "yuva420p10le")
+_NOT_420 = ("yuv422p10le", "yuv444p10le", "yuv422p12le", "yuv444p12le", "yuv422p16le", "yuv444p16le",
+            "p210le")
+
+
+def describe_conversion(plan: FormatPlan) -> Optional[str]:
+    """A note for the user when the input loses something on the way to the network, else None."""
+    lost = []
+    if plan.bits > 10:
+        lost.append(f"{plan.bits}-bit samples are processed at 10 bits")
+    if plan.source in _NOT_420:
+        lost.append("chroma is averaged to 4:2:0")
+    if plan.source in _WITH_ALPHA:
+        lost.append("the alpha channel is not restored")
+    if not plan.swscale and not lost:
+        return None
+    how = f"converted to {plan.av_work} by swscale" if plan.swscale else "converted directly"
+    detail = f" ({'; '.join(lost)})" if lost else ""
+    return f"{plan.source} frames are {how}{detail}"
+
+
+def colour_of(codec_context, height: int, plan: FormatPlan) -> Colour:
+    """The colour conversion for a stream: its tags, with untagged values guessed."""
+    spc = int(codec_context.colorspace or 2)
+    rng = int(codec_context.color_range or 0)
+    prim = int(codec_context.color_primaries or 2)
+    trc = int(codec_context.color_trc or 2)
+    if spc in _MATRIX:
+        matrix = _MATRIX[spc]
+    elif spc in _MATRIX_APPROX:
+        matrix = _MATRIX_APPROX[spc]
+        log.warning("colour matrix code %d is converted as %s (close, not exact)", spc, matrix)
+    else:
+        if spc not in (0, 2):
+            log.warning("colour matrix code %d is not supported; converting as untagged", spc)
+        matrix = "bt709" if height >= 720 else "bt601"
+    if rng == 2 or (rng == 0 and plan.source.startswith("yuvj")):
+        range_ = "full"
+    else:
+        range_ = "limited"
+    if plan.is_rgb or plan.source in ("rgb24", "bgr24", "rgba"):
+        # RGB sources encoded as YUV get explicit tags for the matrix and range used.
+        spc, rng = MATRIX_TAGS[matrix], RANGE_TAGS[range_]
+    return Colour(matrix, range_, spc, rng, prim, trc)

@@ -1,0 +1,93 @@
+"""Small synthetic clips for tests, examples and benchmarks: a pan across a real photograph with
+fresh Gaussian noise in every frame, and a sine-wave audio track.
+
+The photograph is one of scikit-image's (the test/train extras install it); `coffee` is held out
+of the bundled models' training. Frames are converted to YUV with `irflow_engine.pixfmt` (so the
+clip's codes follow its colour tags exactly) and encoded with PyAV.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+import numpy as np
+import torch
+
+from .. import pixfmt
+from ..degrade import gaussian_noise
+from .avframes import frame_from_slot
+from .formats import MATRIX_TAGS, RANGE_TAGS
+
+
+@dataclass
+class Clip:
+    """What was written: the clean and the noisy frames (float32 H×W×3 in [0, 1], before encoding)."""
+
+    path: Path
+    clean: List[np.ndarray]
+    noisy: List[np.ndarray]
+    rate: Fraction
+
+
+def pan_frames(size: Tuple[int, int], frames: int, photo: str = "coffee", step: Tuple[int, int] = (3, 1)) -> List[np.ndarray]:
+    """`frames` crops of size (W, H) moving `step` (dx, dy) pixels per frame across the photograph."""
+    from ..datasets import skimage_image
+
+    image = skimage_image(photo).astype(np.float32) / 255.0
+    w, h = size
+    while image.shape[0] < h + frames * step[1] or image.shape[1] < w + frames * step[0]:
+        image = np.concatenate([image, image[::-1]], axis=0)   # mirror-tile for large sizes
+        image = np.concatenate([image, image[:, ::-1]], axis=1)
+    return [np.ascontiguousarray(image[i * step[1]:i * step[1] + h, i * step[0]:i * step[0] + w]) for i in range(frames)]
+
+
+def write_noisy_pan(path, size: Tuple[int, int] = (96, 64), frames: int = 8, rate=25, sigma: float = 25.0,
+                    seed: int = 0, codec: str = "libx264", pix_fmt: str = "yuv420p", matrix: str = "bt709",
+                    yuv_range: str = "limited", audio: bool = True, options: Optional[dict] = None,
+                    photo: str = "coffee") -> Clip:
+    """Write a clip of `frames` W×H frames (noise σ in 0–255 units) with a 440 Hz sine track."""
+    import av
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rate = Fraction(rate).limit_denominator(1001)
+    rng = np.random.default_rng(seed)
+    clean = pan_frames(size, frames, photo)
+    noisy = [gaussian_noise(f, sigma, rng) for f in clean]
+    av_fmt = {"p010": "p010le"}.get(pix_fmt, pix_fmt)
+    pf = {"p010le": "p010"}.get(pix_fmt, pix_fmt)
+    with av.open(str(path), mode="w") as out:
+        vs = out.add_stream(codec, rate=rate, options=dict(options or {}))
+        vs.width, vs.height, vs.pix_fmt = size[0], size[1], av_fmt
+        yuv = pixfmt.FORMATS[pf].yuv
+        tags = dict(colorspace=MATRIX_TAGS[matrix] if yuv else 0, color_range=RANGE_TAGS[yuv_range] if yuv else 2)
+        for k, v in tags.items():
+            setattr(vs.codec_context, k, v)
+        streams = [vs]
+        if audio:
+            sr = 48000
+            aus = out.add_stream("aac", rate=sr)
+            aus.layout = "mono"
+            streams.append(aus)
+        for i, rgb in enumerate(noisy):
+            x = torch.from_numpy(rgb).permute(2, 0, 1).contiguous()
+            slot = pixfmt.tensor_to_frame(x, pf, matrix=matrix, range=yuv_range).numpy()
+            frame = frame_from_slot(slot, av_fmt, size[0], size[1])
+            frame.pts, frame.time_base = i, 1 / rate
+            for k, v in tags.items():
+                setattr(frame, k, v)
+            out.mux(vs.encode(frame))
+        out.mux(vs.encode(None))
+        if audio:
+            n = int(round(sr * frames / rate))
+            t = np.arange(n) / sr
+            wave = (0.25 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32)[None]
+            for k in range(0, n, 1024):
+                af = av.AudioFrame.from_ndarray(np.ascontiguousarray(wave[:, k:k + 1024]), format="fltp", layout="mono")
+                af.sample_rate, af.pts, af.time_base = sr, k, Fraction(1, sr)
+                out.mux(aus.encode(af))
+            out.mux(aus.encode(None))
+    return Clip(path, clean, noisy, rate)
