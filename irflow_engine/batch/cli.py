@@ -29,6 +29,9 @@ def add_restore_batch_parser(sub) -> None:
                    help="GPUs per engine actor; 0 runs on the CPU (default: 0)")
     b.add_argument("--batch-size", type=int, default=4, help="images per actor call (default: 4)")
     b.add_argument("--max-retries", type=int, default=2, help="Ray retries of a failed task (default: 2)")
+    b.add_argument("--segment-seconds", type=float, default=None,
+                   help="split videos longer than 1.5x this many seconds at keyframes and restore the parts "
+                        "in parallel (default: one task per video)")
     b.add_argument("--manifest", default=None, help="manifest path (default: OUT_DIR/manifest.json)")
     b.add_argument("--overwrite", action="store_true", help="redo inputs whose output exists")
     b.set_defaults(func=cmd_restore_batch)
@@ -42,7 +45,7 @@ def cmd_restore_batch(args: argparse.Namespace) -> int:
                    backend=args.backend, precision=args.precision, max_batch=args.max_batch,
                    ray_address=args.ray_address, workers=args.workers, gpus_per_worker=args.gpus_per_worker,
                    batch_size=args.batch_size, max_retries=args.max_retries, overwrite=args.overwrite,
-                   manifest=args.manifest)
+                   manifest=args.manifest, segment_seconds=args.segment_seconds)
     try:
         summary = restore_batch(job, args.inputs)
     except RayUnavailable as e:

@@ -17,7 +17,8 @@ STATUSES = ("pending", "done", "skipped", "failed")
 class Manifest:
     """`{"version", "started", "updated", "job", "inputs": {src: record}}` at `path`.
 
-    A record is `{"status", "output", "kind", "frames", "seconds", "error"}`. Every `update`
+    A record is `{"status", "output", "kind", "frames", "seconds", "error"}`, and `"parts"` for
+    videos (how many keyframe-aligned parts were restored in parallel; None: in one piece). Every `update`
     rewrites the file (temp file + rename), so a crash leaves the last complete state.
     """
 
@@ -32,6 +33,8 @@ class Manifest:
         for item in items:
             self.records[item.src] = {"status": status, "output": item.dst, "kind": item.kind,
                                       "frames": None, "seconds": None, "error": None}
+            if item.kind == "video":
+                self.records[item.src]["parts"] = None
         self.write()
 
     def update(self, src: str, **fields) -> None:

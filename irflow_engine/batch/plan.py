@@ -8,7 +8,7 @@ from typing import List, Optional, Sequence, Tuple
 
 from ..images import is_image_path
 
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts")
+from ..video.cli import VIDEO_SUFFIXES
 
 
 def is_video_path(path) -> bool:
@@ -39,7 +39,8 @@ class BatchJob:
     max_retries: int = 2
     overwrite: bool = False
     manifest: Optional[str] = None            # default: OUT_DIR/manifest.json
-    video_options: dict = field(default_factory=dict)
+    video_options: dict = field(default_factory=dict)   # keyword options of Engine.restore_video
+    segment_seconds: Optional[float] = None   # split videos longer than 1.5× this at keyframes
     fail_once: Optional[str] = None
 
     def __post_init__(self):
@@ -49,6 +50,8 @@ class BatchJob:
             raise ValueError(f"gpus_per_worker must be >= 0, got {self.gpus_per_worker}")
         if self.batch_size < 1 or self.max_retries < 0:
             raise ValueError("batch_size must be >= 1 and max_retries >= 0")
+        if self.segment_seconds is not None and self.segment_seconds <= 0:
+            raise ValueError(f"segment_seconds must be > 0, got {self.segment_seconds}")
 
     @property
     def manifest_path(self) -> Path:

@@ -6,6 +6,11 @@ rename). Errors that name a bad input (unreadable image, wrong size) are recorde
 the manifest and the run goes on; any other exception in an engine actor fails its Ray task,
 which Ray retries (`max_retries` times, on a restarted actor if the actor died); read and write
 tasks get Ray's default retries when their worker dies.
+
+Videos: one Ray task per file (`restore_video_file`); with `segment_seconds`, a long file is split
+at keyframes (`segments.split_at_keyframes`), its parts restored by parallel tasks, and joined by
+stream copy (`segments.join_parts`). Video tasks retry like the actors' (bad-input errors are
+recorded, anything else is retried).
 """
 
 from __future__ import annotations
@@ -13,8 +18,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import secrets
+import shutil
 import sys
 import time
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
@@ -194,6 +202,116 @@ def run_images(job: BatchJob, items: List[WorkItem], manifest: Manifest, ray, pr
         progress(row["src"], error)
 
 
+# -- videos: a task per file, or split → parts → join ------------------------------------------
+
+def restore_video_file(job: BatchJob, src: str, dst: str, threads: int, part: bool = False) -> Dict:
+    """Restore one video file (or one part of a split video); {"frames", "seconds"} or {"error"}."""
+    import torch
+
+    if claim_marker(job.fail_once):
+        raise RuntimeError(f"injected failure (fail_once marker {job.fail_once})")
+    if job.device == "cpu":
+        torch.set_num_threads(max(1, threads))
+    options = dict(job.video_options, overwrite=True, progress=False)
+    if part:
+        from .segments import PART_ENCODER_OPTIONS
+
+        options["encoder_options"] = {**PART_ENCODER_OPTIONS, **(options.get("encoder_options") or {})}
+    try:
+        report = build_engine(job).restore_video(src, dst, **options)
+    except INPUT_ERRORS as e:
+        return {"error": str(e)}
+    return {"frames": report.frames, "seconds": report.seconds}
+
+
+def split_video(src: str, folder: str, seconds: float) -> Dict:
+    from .segments import split_at_keyframes
+
+    try:
+        return {"parts": [str(p) for p in split_at_keyframes(src, folder, seconds)]}
+    except INPUT_ERRORS as e:
+        return {"error": str(e)}
+
+
+def join_video(parts: List[str], original: str, dst: str) -> Dict:
+    from .segments import join_parts
+
+    try:
+        return {"frames": join_parts([Path(p) for p in parts], original, dst)}
+    except INPUT_ERRORS as e:
+        return {"error": str(e)}
+
+
+class VideoRuns:
+    """Drives every video through its Ray tasks and records each result in the manifest."""
+
+    def __init__(self, job: BatchJob, manifest: Manifest, ray, progress):
+        self.job, self.manifest, self.ray, self.progress = job, manifest, ray, progress
+        _, self.cpus = _pool(job, ray)
+        options = dict(num_cpus=self.cpus, max_retries=job.max_retries, retry_exceptions=True)
+        if job.gpus_per_worker > 0:
+            options["num_gpus"] = job.gpus_per_worker
+        self.restore = ray.remote(restore_video_file).options(**options)
+        self.split = ray.remote(split_video).options(num_cpus=IO_TASK_CPUS, max_retries=job.max_retries)
+        self.join = ray.remote(join_video).options(num_cpus=IO_TASK_CPUS, max_retries=job.max_retries)
+        self.pending: Dict = {}   # ObjectRef -> (item, stage, state)
+
+    def submit(self, items: List[WorkItem]) -> None:
+        from .segments import video_duration
+
+        seconds = self.job.segment_seconds
+        for item in items:
+            state = {"t0": time.perf_counter(), "parts": [], "left": 0, "folder": None, "failed": False}
+            try:
+                long = seconds is not None and video_duration(item.src) > 1.5 * seconds
+            except INPUT_ERRORS as e:
+                self._finish(item, state, error=str(e))
+                continue
+            if long:
+                dst = Path(item.dst)
+                state["folder"] = str(dst.parent / f".{dst.name}.parts-{secrets.token_hex(4)}")
+                self.pending[self.split.remote(item.src, state["folder"], seconds)] = (item, "split", state)
+            else:
+                self.pending[self.restore.remote(self.job, item.src, item.dst, int(round(self.cpus)))] = \
+                    (item, "whole", state)
+
+    def wait_all(self) -> None:
+        while self.pending:
+            (ref,), _ = self.ray.wait(list(self.pending), num_returns=1)
+            item, stage, state = self.pending.pop(ref)
+            if state["failed"]:
+                continue
+            try:
+                result = self.ray.get(ref)
+            except Exception as e:  # retries exhausted: Ray re-raises the task's error
+                result = {"error": f"{type(e).__name__}: {getattr(e, 'cause', None) or e}"}
+            if "error" in result:
+                self._finish(item, state, error=result["error"])
+            elif stage == "split":
+                state["parts"] = result["parts"]
+                state["left"] = len(result["parts"])
+                for part in result["parts"]:
+                    out = str(Path(part).with_name("restored-" + Path(part).name))
+                    ref = self.restore.remote(self.job, part, out, int(round(self.cpus)), part=True)
+                    self.pending[ref] = (item, "part", state)
+            elif stage == "part":
+                state["left"] -= 1
+                if state["left"] == 0:
+                    outs = [str(Path(p).with_name("restored-" + Path(p).name)) for p in state["parts"]]
+                    self.pending[self.join.remote(outs, item.src, item.dst)] = (item, "join", state)
+            else:  # "whole" or "join"
+                self._finish(item, state, frames=result["frames"])
+
+    def _finish(self, item: WorkItem, state: Dict, frames: Optional[int] = None, error: Optional[str] = None):
+        state["failed"] = error is not None
+        if state["folder"]:
+            shutil.rmtree(state["folder"], ignore_errors=True)
+        self.manifest.update(item.src, status="failed" if error else "done", frames=frames,
+                             seconds=round(time.perf_counter() - state["t0"], 4), error=error,
+                             parts=len(state["parts"]) or None)
+        self.progress(item.src, error)
+
+
 # -- the driver ------------------------------------------------------------------------------
 
 def _init_ray(job: BatchJob, ray) -> bool:
@@ -232,10 +350,13 @@ def restore_batch(job: BatchJob, inputs: Sequence[str], progress: bool = True) -
     try:
         images = [i for i in todo if i.kind == "image"]
         videos = [i for i in todo if i.kind == "video"]
-        if videos:
-            raise NotImplementedError("videos in restore-batch")
+        runs = VideoRuns(job, manifest, ray, report) if videos else None
+        if runs:
+            runs.submit(videos)      # video tasks start now and run beside the image pipeline
         if images:
             run_images(job, images, manifest, ray, report)
+        if runs:
+            runs.wait_all()
     finally:
         bar.close()
         if started:

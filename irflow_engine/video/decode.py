@@ -115,7 +115,9 @@ class VideoSource:
         if stream.duration is not None and stream.time_base:
             duration = float(stream.duration * stream.time_base)
         elif self.container.duration:
-            duration = self.container.duration / 1e6
+            # Some muxers (Matroska) store the end time: a file that starts late is not longer.
+            start = self.container.start_time or 0
+            duration = (self.container.duration - (start if 0 < start < self.container.duration else 0)) / 1e6
         frames, exact = (stream.frames, True) if stream.frames else (None, False)
         if frames is None and duration and rate:
             frames = int(round(duration * rate))
