@@ -213,14 +213,17 @@ def test_interrupted_run_leaves_no_output_and_stops_its_threads(clip, tmp_path, 
         return real(y)
 
     engine.backend.restore = restore
-    before = threading.active_count()
     with pytest.raises(KeyboardInterrupt):
         engine.restore_video(clip.path, tmp_path / "o.mp4", batch=2, progress=False)
     assert _leftovers(tmp_path, set()) == []
     deadline = time.time() + 5
-    while threading.active_count() > before and time.time() < deadline:
+    while _pipeline_threads() and time.time() < deadline:
         time.sleep(0.05)
-    assert threading.active_count() == before
+    assert not _pipeline_threads()
+
+
+def _pipeline_threads():
+    return [t for t in threading.enumerate() if t.name.startswith("irflow-")]
 
 
 def test_path_errors(clip, tmp_path, tiny_checkpoint):
