@@ -126,7 +126,7 @@ class Engine:
         return restore_video(self, src, dst, **options)
 
     def stream(self, frames, **options):
-        """Restore an iterable of frames lazily, in order; see `irflow_engine.video.stream`."""
+        """Restore an iterable of frames lazily, in order; see `irflow_engine.video.streaming.stream`."""
         from .video import stream
 
         return stream(self, frames, **options)

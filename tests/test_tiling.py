@@ -75,31 +75,31 @@ def test_tiled_matches_untiled_without_seams():
 
 
 def test_cuda_oom_is_retried_once_in_tiles(tiny_checkpoint, caplog):
-    """A backend that runs out of memory above 64×64 pixels: the engine retries in tiles and says so."""
+    """A backend that runs out of memory above 48×48 pixels: the engine retries in tiles and says so."""
     engine = Engine.from_checkpoint(tiny_checkpoint, steps=1)
     real = engine.backend.restore
     seen = []
 
     def restore(y):
         seen.append(tuple(y.shape))
-        if y.shape[-2] * y.shape[-1] > 64 * 64:
+        if y.shape[-2] * y.shape[-1] > 48 * 48:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (fake)")
         return real(y)
 
     engine.backend.restore = restore
-    y = torch.rand(1, 3, 96, 128, generator=torch.Generator().manual_seed(2))
+    y = torch.rand(1, 3, 72, 96, generator=torch.Generator().manual_seed(2))
     with caplog.at_level(logging.WARNING):
         out = engine.restore_batch(y)
-    tile = fallback_tile(96, 128, engine.model_config.pad_multiple)
-    assert engine.oom_tile == tile == 64
-    assert "out of memory" in caplog.text and "64×64 tiles" in caplog.text
+    tile = fallback_tile(72, 96, engine.model_config.pad_multiple)
+    assert engine.oom_tile == tile == 48
+    assert "out of memory" in caplog.text and "48×48 tiles" in caplog.text
     engine.backend.restore = real
-    torch.testing.assert_close(out, restore_tiled(engine.restore_batch, y, 64, 16), rtol=0, atol=0)
+    torch.testing.assert_close(out, restore_tiled(engine.restore_batch, y, 48, 12), rtol=0, atol=0)
     # Later calls tile straight away: no whole-frame attempt.
     engine.backend.restore = restore
     seen.clear()
     engine.restore_batch(y)
-    assert seen and all(s[-2:] == (64, 64) for s in seen)
+    assert seen and all(s[-2:] == (48, 48) for s in seen)
 
 
 def test_oom_in_tiles_too_is_raised(tiny_checkpoint):

@@ -3,15 +3,16 @@
 Data flows decode -> restore -> encode through threads joined by bounded queues
 (`pipeline.run_ordered`); `transfer` decides where frames are converted and how they reach the
 device (pinned buffers and side streams on CUDA); `formats` maps decoder pixel formats and colour
-tags onto `irflow_engine.pixfmt`; `decode` / `encode` wrap PyAV; `rawpipe` reads and writes
-FFmpeg rawvideo; `cli` is `irflow restore` for videos and pipes.
+tags onto `irflow_engine.pixfmt`; `decode` / `encode` wrap PyAV; `restore` writes files safely;
+`streaming` restores iterables of frames; `rawpipe` reads and writes FFmpeg rawvideo; `cli` is
+`irflow restore` for videos and pipes; `synth` makes test clips.
 """
 
 from .errors import TruncatedVideoError, UnsupportedPixelFormatError, VideoError
 from .rawpipe import RawPipeReport, raw_layout, run_raw_pipe
 from .report import VideoReport
 from .restore import VideoOptions, restore_video
-from .stream import stream
+from .streaming import stream
 
 __all__ = ["restore_video", "stream", "run_raw_pipe", "raw_layout", "VideoOptions", "VideoReport",
            "RawPipeReport", "VideoError", "UnsupportedPixelFormatError", "TruncatedVideoError"]

@@ -160,10 +160,7 @@ class VideoSource:
                 with clock.timed(1):
                     self._check(frame, count)
                     if plan.swscale:
-                        frame = frame.reformat(format=plan.av_work, src_colorspace=info.colour.swscale_colorspace,
-                                               dst_colorspace=info.colour.swscale_colorspace,
-                                               src_color_range=info.colour.swscale_range,
-                                               dst_color_range=info.colour.swscale_range)
+                        frame = frame.reformat(format=plan.av_work, **info.colour.swscale_args())
                     copy_to_slot(frame, batch.raw[batch.n].numpy(), plan.av_work)
                     batch.pts.append(frame.pts if frame.pts is not None else count * step)
                     batch.durations.append(getattr(frame, "duration", None) or step)  # PyAV >= 14.1

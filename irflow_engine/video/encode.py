@@ -25,11 +25,11 @@ from .layouts import PixfmtLayout
 
 log = logging.getLogger(__name__)
 
-CRF_DEFAULTS = {"libx264": 18, "libx265": 20, "libvpx-vp9": 24, "libsvtav1": 30, "libaom-av1": 24}
+CRF_DEFAULTS = {"libx264": 18, "libx265": 20, "libvpx-vp9": 24, "libsvtav1": 30}
 PRESET_CODECS = ("libx264", "libx265", "libsvtav1")
 LOSSLESS_CODECS = ("ffv1", "rawvideo", "png", "utvideo", "huffyuv", "ffvhuff", "qtrle")
-# Options that keep encoders quiet on stderr (x265 logs through its own printer).
-QUIET_OPTIONS = {"libx265": {"x265-params": "log-level=error"}, "libsvtav1": {"svtav1-params": "log-level=1"}}
+# Options that keep encoders quiet on stderr (x265 prints through its own logger, not FFmpeg's).
+QUIET_OPTIONS = {"libx265": {"x265-params": "log-level=error"}}
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,8 @@ def choose_pix_fmt(codec_name: str, info: VideoInfo, requested: Optional[str]) -
                                       f"(it takes {', '.join(names)}); choose --codec or --pix-fmt")
 
 
-def encoder_options(codec: str, info: VideoInfo, opts: EncodeOptions) -> Dict[str, str]:
+def encoder_options(codec: str, opts: EncodeOptions) -> Dict[str, str]:
+    """FFmpeg options for `codec`: the quiet ones, crf (given or default), preset, then the user's."""
     out: Dict[str, str] = dict(QUIET_OPTIONS.get(codec, {}))
     if opts.crf is not None and codec not in CRF_DEFAULTS:
         raise VideoError(f"--crf applies to {', '.join(CRF_DEFAULTS)}, not {codec}")
@@ -129,7 +130,7 @@ class VideoSink:
         codec = choose_codec(info, opts.codec, supported)
         self.pix_fmt = choose_pix_fmt(codec, info, opts.pix_fmt)
         self.codec = codec
-        stream = c.add_stream(codec, rate=info.rate, options=encoder_options(codec, info, opts))
+        stream = c.add_stream(codec, rate=info.rate, options=encoder_options(codec, opts))
         stream.width, stream.height, stream.pix_fmt = info.width, info.height, self.pix_fmt
         stream.time_base = info.time_base
         cc = stream.codec_context
@@ -164,10 +165,7 @@ class VideoSink:
         for i in range(0 if raw is None else raw.shape[0]):
             frame = frame_from_slot(raw[i].numpy(), self.work_av, info.width, info.height)
             if self.reformat:
-                frame = frame.reformat(format=self.pix_fmt, src_colorspace=info.colour.swscale_colorspace,
-                                       dst_colorspace=info.colour.swscale_colorspace,
-                                       src_color_range=info.colour.swscale_range,
-                                       dst_color_range=info.colour.swscale_range)
+                frame = frame.reformat(format=self.pix_fmt, **info.colour.swscale_args())
             frame.pts, frame.time_base = pts[i], info.time_base
             if self.frame_duration:  # lets the muxer give the last frame its length
                 frame.duration = durations[i]

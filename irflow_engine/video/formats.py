@@ -65,13 +65,11 @@ class Colour:
     color_primaries: int
     color_trc: int
 
-    @property
-    def swscale_colorspace(self) -> str:
-        return _SWSCALE_MATRIX[self.matrix]
-
-    @property
-    def swscale_range(self) -> str:
-        return "JPEG" if self.range == "full" else "MPEG"
+    def swscale_args(self) -> dict:
+        """Keyword arguments for PyAV's `reformat` that keep this matrix and range on both sides."""
+        cs = _SWSCALE_MATRIX[self.matrix]
+        rng = "JPEG" if self.range == "full" else "MPEG"
+        return dict(src_colorspace=cs, dst_colorspace=cs, src_color_range=rng, dst_color_range=rng)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ that closes the output early stops the run; both end cleanly (`RawPipeReport.end
 from __future__ import annotations
 
 import errno
+from contextlib import closing
 from dataclasses import dataclass
 from functools import partial
 from typing import BinaryIO, Iterator, Optional, Tuple
@@ -116,20 +117,21 @@ def run_raw_pipe(engine, reader: BinaryIO, writer: BinaryIO, layout: PixfmtLayou
     bar = Progress(None, progress)
     try:
         source = _frames(reader, layout, batch, io.alloc, clocks["read"], report)
-        for pending in run_ordered(source, lambda item: io.work(*item), queue_depth, stop):
-            out = io.collect(pending)
-            try:
-                with clocks["write"].timed(pending.n):
-                    writer.write(memoryview(out.numpy()).cast("B"))
-                    writer.flush()
-            except OSError as e:
-                if isinstance(e, BrokenPipeError) or e.errno in (errno.EPIPE, errno.ECONNRESET):
-                    report.ended = "output-closed"
-                    break
-                raise
-            io.recycle(pending)
-            report.frames += pending.n
-            bar.update(pending.n)
+        with closing(run_ordered(source, lambda item: io.work(*item), queue_depth, stop)) as results:
+            for pending in results:
+                out = io.collect(pending)
+                try:
+                    with clocks["write"].timed(pending.n):
+                        writer.write(memoryview(out.numpy()).cast("B"))
+                        writer.flush()
+                except OSError as e:
+                    if isinstance(e, BrokenPipeError) or e.errno in (errno.EPIPE, errno.ECONNRESET):
+                        report.ended = "output-closed"
+                        break
+                    raise
+                io.recycle(pending)
+                report.frames += pending.n
+                bar.update(pending.n)
     finally:
         report.seconds = bar.close()
     return report

@@ -51,16 +51,20 @@ class Progress:
     """A tqdm bar of frames on stderr (frames/s, ETA when the total is known); silent if disabled."""
 
     def __init__(self, total: Optional[int], enabled: bool, desc: str = "restore"):
-        from tqdm import tqdm
-
         self.t0 = time.perf_counter()
-        self.bar = tqdm(total=total, unit="frame", desc=desc, file=sys.stderr, disable=not enabled,
-                        dynamic_ncols=True, smoothing=0.1)
+        self.bar = None
+        if enabled:  # a tqdm, even disabled, starts its monitor thread
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="frame", desc=desc, file=sys.stderr, dynamic_ncols=True,
+                            smoothing=0.1)
 
     def update(self, n: int) -> None:
-        self.bar.update(n)
+        if self.bar is not None:
+            self.bar.update(n)
 
     def close(self) -> float:
         """Close the bar; the seconds since it started."""
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
         return time.perf_counter() - self.t0

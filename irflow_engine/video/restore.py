@@ -8,6 +8,7 @@ The input is only ever opened for reading.
 from __future__ import annotations
 
 import dataclasses
+from contextlib import closing
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -112,14 +113,15 @@ def _run(engine, source: VideoSource, sink: VideoSink, opts: VideoOptions) -> Vi
     progress = Progress(info.frames, opts.progress)
     try:
         batches = source.batches(batch, io.alloc, clocks["decode"])
-        for b, pending in run_ordered(batches, work, opts.queue_depth, stop):
-            raw = io.collect(pending) if pending is not None else None
-            with clocks["encode"].timed(b.n):
-                sink.write(raw, b.pts, b.durations, b.packets)
-            if pending is not None:
-                io.recycle(pending)
-            report.frames += b.n
-            progress.update(b.n)
+        with closing(run_ordered(batches, work, opts.queue_depth, stop)) as results:
+            for b, pending in results:
+                raw = io.collect(pending) if pending is not None else None
+                with clocks["encode"].timed(b.n):
+                    sink.write(raw, b.pts, b.durations, b.packets)
+                if pending is not None:
+                    io.recycle(pending)
+                report.frames += b.n
+                progress.update(b.n)
         with clocks["encode"].timed():
             sink.close()
     finally:

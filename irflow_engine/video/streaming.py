@@ -10,6 +10,7 @@ conversions. Each result equals `engine.restore(frame)` for that frame.
 from __future__ import annotations
 
 import dataclasses
+from contextlib import closing
 from dataclasses import dataclass
 from functools import partial
 from typing import Iterable, Iterator, List, Optional
@@ -98,13 +99,14 @@ def stream(engine, frames: Iterable[Frame], *, batch: Optional[int] = None, queu
         with clocks["restore"].timed(b.n):
             return b, restore(b.floats.to(engine.device))
 
-    for b, result in run_ordered(batches(), work, queue_depth, stop):
-        if b.raw is None:
-            out = from_batch(result, b.kind, clamp=engine.config.clamp)
-            yield from (out[i] for i in range(b.n))
-            continue
-        io = io_for(b.raw.shape[1], b.raw.shape[2])
-        out = io.collect(result).numpy()
-        frames_out = [out[i].copy() for i in range(b.n)]
-        io.recycle(result)
-        yield from frames_out
+    with closing(run_ordered(batches(), work, queue_depth, stop)) as results:
+        for b, result in results:
+            if b.raw is None:
+                out = from_batch(result, b.kind, clamp=engine.config.clamp)
+                yield from (out[i] for i in range(b.n))
+                continue
+            io = io_for(b.raw.shape[1], b.raw.shape[2])
+            out = io.collect(result).numpy()
+            frames_out = [out[i].copy() for i in range(b.n)]
+            io.recycle(result)
+            yield from frames_out
