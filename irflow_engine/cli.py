@@ -1,4 +1,5 @@
-"""The `irflow` command line: `irflow restore` for images and folders of images."""
+"""The `irflow` command line: `irflow restore` for images and folders of images; train, eval, demo
+and export (`cli_export.py`) subcommands."""
 
 from __future__ import annotations
 
@@ -85,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "CPU, write noisy.png, restored.png and side_by_side.png, and print PSNR before/after.")
     add_demo_arguments(d)
     d.set_defaults(func=cmd_demo)
+
+    from .cli_export import add_export_parser
+
+    add_export_parser(sub)
     return parser
 
 
