@@ -35,11 +35,16 @@ def register_video_reader(reader: Optional[Callable[[Path], Iterable[np.ndarray]
 def sample_evenly(items: Iterable, count: int) -> list:
     """`count` items spread evenly over `items` (all of them when there are fewer), in order.
 
-    Keeps every s-th item, doubling s whenever 2·count are kept, so memory stays O(count) for
-    sequences of any length; the result is then thinned evenly to `count`.
+    With a length (a list, a range) the picks are exact: first, last and evenly between. Without
+    one (a generator, a video) every s-th item is kept, s doubling whenever 2·count are kept, so
+    memory stays O(count) for sequences of any length; the picks are then even to within s.
     """
     if count < 1:
         raise ValueError(f"need at least one calibration frame, asked for {count}")
+    if hasattr(items, "__len__") and hasattr(items, "__getitem__"):
+        kept = list(items) if len(items) <= count else [
+            items[int(i)] for i in np.linspace(0, len(items) - 1, count).round()]
+        return kept
     kept, stride = [], 1
     for i, item in enumerate(items):
         if i % stride == 0:
