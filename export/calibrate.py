@@ -202,6 +202,34 @@ def _feeds(checkpoint: LoadedCheckpoint, schedule, network_only: bool, batches):
     return calib_frames.sampler_feeds(batches, io_names(False)[0][0])
 
 
+def _reusable_table(path: Path, onnx_sha256: str, options: QuantOptions) -> Optional[CalibrationTable]:
+    """The table at `path` when it fits the graph and options; None when there is none."""
+    if not path.is_file():
+        return None
+    table = CalibrationTable.load(path)
+    reason = table.mismatch(onnx_sha256, options)
+    if reason is not None:
+        raise ValueError(f"calibration table {path} does not fit: {reason}; pass --recalibrate to replace it")
+    return table
+
+
+def _describe_source(calib) -> str:
+    return os.fspath(calib) if isinstance(calib, (str, os.PathLike)) else type(calib).__name__
+
+
+def _report(result: Int8Result, float_proto, qdq, feeds, options: QuantOptions, out_name: str) -> None:
+    """Fill in the per-layer errors and the output PSNR, and write the report beside the model."""
+    result.layers = quant_report.layer_errors(float_proto, qdq, feeds, options.op_types)
+    ref, got = ort_session(float_proto), ort_session(qdq)
+    result.output_psnr_db = min(quant_report.psnr(got.run([out_name], f)[0], ref.run([out_name], f)[0])
+                                for f in feeds)
+    result.report_path = quant_report.write_report(
+        result.path.with_suffix(".int8-report.json"), result.layers,
+        {"output_psnr_db_vs_fp32": result.output_psnr_db, "method": options.method,
+         "keep_float": list(options.keep_float), "excluded_nodes": result.excluded_nodes,
+         "report_frames": len(feeds), "table": str(result.table_path), "table_reused": result.table_reused})
+
+
 def quantize_int8(model: Union[os.PathLike, str, LoadedCheckpoint], output: os.PathLike,
                   calib: Optional[calib_frames.FrameSource], steps: Optional[int] = None,
                   solver: Optional[str] = None, *, network_only: bool = False,
@@ -212,12 +240,13 @@ def quantize_int8(model: Union[os.PathLike, str, LoadedCheckpoint], output: os.P
     """Export, calibrate (or reuse `table_path`), quantise to Q/DQ INT8, and report per layer.
 
     `calib`: image folder, image file(s), registered video, or iterable of uint8 H×W×3 frames
-    (`count` spread evenly, centre-cropped to `crop`). `degradation` "auto" applies the checkpoint's
-    recorded task degradation; None means the frames are degraded already. The table defaults to
-    `<output stem>.calib.json`; the report (when `report_frames` > 0 and `calib` is given) to
-    `<output stem>.int8-report.json`.
+    (`count` spread evenly, centre-cropped to `crop`); None when a fitting table exists.
+    `degradation` "auto" applies the checkpoint's recorded task degradation; None means the
+    frames are degraded already. The table defaults to `<output stem>.calib.json`; the report
+    (when `report_frames` > 0 and `calib` is given) goes to `<output stem>.int8-report.json`.
     """
     onnx = require("onnx", "INT8 export")
+    require("onnxruntime", "INT8 quantisation")
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     checkpoint = resolve(model)
@@ -240,27 +269,17 @@ def quantize_int8(model: Union[os.PathLike, str, LoadedCheckpoint], output: os.P
         # transformers) cannot follow the in-graph padding arithmetic and is not needed here.
         quant_pre_process(str(float_path), str(pre_path), skip_symbolic_shape=True)
         sha = file_sha256(pre_path)
-
-        table, reused = None, False
-        if table_path.is_file() and not recalibrate:
-            table = CalibrationTable.load(table_path)
-            reason = table.mismatch(sha, options)
-            if reason is not None:
-                raise ValueError(f"calibration table {table_path} does not fit: {reason}; "
-                                 "pass --recalibrate to replace it")
-            reused = True
+        table = None if recalibrate else _reusable_table(table_path, sha, options)
         batches = None
         if calib is not None and (table is None or report_frames > 0):
-            frames = calib_frames.read_frames(calib, count)
-            batches = calib_frames.degraded_batches(frames, degradation, seed, crop)
+            batches = calib_frames.degraded_batches(calib_frames.read_frames(calib, count), degradation, seed, crop)
+        reused = table is not None
         if table is None:
             if batches is None:
-                raise ValueError("no calibration table to reuse and no calibration frames given")
-            table = CalibrationTable(sha, options.method, options.percentile,
-                                     calibrate_ranges(pre_path, _feeds(checkpoint, schedule, network_only, batches),
-                                                      options),
-                                     frames=len(batches), source=str(calib) if isinstance(calib, (str, os.PathLike))
-                                     else type(calib).__name__)
+                raise ValueError(f"no calibration table at {table_path} to reuse and no calibration frames given")
+            ranges = calibrate_ranges(pre_path, _feeds(checkpoint, schedule, network_only, batches), options)
+            table = CalibrationTable(sha, options.method, options.percentile, ranges, frames=len(batches),
+                                     source=_describe_source(calib))
             table.save(table_path)
 
         pre_proto = onnx.load(str(pre_path))
@@ -272,17 +291,7 @@ def quantize_int8(model: Union[os.PathLike, str, LoadedCheckpoint], output: os.P
         with atomic_path(output, suffix=".onnx") as out_tmp:
             onnx.save_model(qdq, out_tmp)
         result = Int8Result(output, table_path, reused, exclude)
-
         if batches is not None and report_frames > 0:
-            feeds = _feeds(checkpoint, schedule, network_only, batches[:report_frames])
-            result.layers = quant_report.layer_errors(pre_proto, qdq, feeds, options.op_types)
-            out_name = io_names(network_only)[1]
-            ref, got = ort_session(pre_proto), ort_session(qdq)
-            result.output_psnr_db = min(
-                quant_report.psnr(got.run([out_name], f)[0], ref.run([out_name], f)[0]) for f in feeds)
-            result.report_path = quant_report.write_report(
-                output.with_suffix(".int8-report.json"), result.layers,
-                {"output_psnr_db_vs_fp32": result.output_psnr_db, "method": options.method,
-                 "keep_float": list(options.keep_float), "excluded_nodes": exclude,
-                 "report_frames": len(feeds), "table": str(table_path), "table_reused": reused})
+            _report(result, pre_proto, qdq, _feeds(checkpoint, schedule, network_only, batches[:report_frames]),
+                    options, io_names(network_only)[1])
     return result

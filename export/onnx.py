@@ -30,7 +30,7 @@ from ..checkpoint import LoadedCheckpoint, resolve
 from ..flow import Schedule, make_schedule, sample
 from ..models import ConditionalUNet
 from .deps import require
-from .graph import GRAPH_DTYPES, build_graph
+from .graph import build_graph
 
 DEFAULT_OPSET = 17
 # Sizes traced at export: odd on purpose (they need padding), never special-cased (not 0 or 1).

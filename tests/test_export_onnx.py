@@ -107,3 +107,15 @@ def test_onnxruntime_backend_explains_what_is_missing(tiny_checkpoint, monkeypat
     monkeypatch.setitem(__import__("sys").modules, "onnxruntime", None)  # import now fails
     with pytest.raises(BackendUnavailable, match=r"onnxruntime is not installed: pip install"):
         Engine.from_checkpoint(tiny_checkpoint, backend="onnxruntime")
+
+
+def test_readme_export_example_runs(tmp_path, monkeypatch):
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", text, flags=re.S) if "export_onnx" in b]
+    assert len(blocks) == 1, "README should have one python example of the export"
+    monkeypatch.chdir(tmp_path)
+    exec(compile(blocks[0], "README.md", "exec"), {})
+    assert (tmp_path / "demo_out" / "denoise.onnx").stat().st_size > 0
