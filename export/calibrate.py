@@ -47,10 +47,12 @@ TABLE_FORMAT = 1
 
 @dataclass(frozen=True)
 class QuantOptions:
-    """Calibration method (percentile: which one), what stays float (group names or node globs)."""
+    """Calibration method (percentile: which one; entropy: histogram bins, > 128), what stays float
+    (group names or node globs)."""
 
     method: str = "minmax"
     percentile: float = 99.999
+    entropy_bins: int = 512
     keep_float: Tuple[str, ...] = DEFAULT_KEEP_FLOAT
     op_types: Tuple[str, ...] = QUANTIZED_OPS
 
@@ -59,6 +61,8 @@ class QuantOptions:
             raise ValueError(f"calibration method must be one of {METHODS}, got {self.method!r}")
         if not 0.0 < self.percentile <= 100.0:
             raise ValueError(f"percentile must be in (0, 100], got {self.percentile}")
+        if self.entropy_bins <= 128:
+            raise ValueError(f"entropy calibration needs more than 128 histogram bins, got {self.entropy_bins}")
         keep_float_globs(self.keep_float, depth=1)  # validates the names
 
 
@@ -70,6 +74,7 @@ class CalibrationTable:
     method: str
     percentile: float
     ranges: Dict[str, Tuple[float, float]]
+    entropy_bins: int = 512
     frames: int = 0
     source: str = ""
     format: int = TABLE_FORMAT
@@ -93,8 +98,10 @@ class CalibrationTable:
             return f"table format {self.format}, expected {TABLE_FORMAT}"
         if self.onnx_sha256 != onnx_sha256:
             return "it was made for another graph (the fp32 ONNX checksum differs)"
-        if self.method != options.method or (self.method == "percentile" and self.percentile != options.percentile):
-            return f"it was made with method {self.method} (percentile {self.percentile})"
+        if self.method != options.method or (self.method == "percentile" and self.percentile != options.percentile) \
+                or (self.method == "entropy" and self.entropy_bins != options.entropy_bins):
+            return (f"it was made with method {self.method} (percentile {self.percentile}, "
+                    f"entropy bins {self.entropy_bins})")
         return None
 
 
@@ -160,7 +167,12 @@ def calibrate_ranges(model_path: os.PathLike, feeds: Sequence[Dict[str, np.ndarr
     require("onnxruntime", "INT8 calibration")
     from onnxruntime.quantization.calibrate import create_calibrator
 
-    extra = {"percentile": options.percentile} if options.method == "percentile" else {}
+    # Histogram methods: symmetric histograms (the quantiser symmetrises the ranges anyway). For
+    # entropy, ONNX Runtime's default of 128 bins for a 128-level search leaves nothing to search
+    # (it returns min/max); its search is Python, quadratic in the bins, hence `entropy_bins`.
+    extra = {"minmax": {},
+             "entropy": {"num_bins": options.entropy_bins, "num_quantized_bins": 128, "symmetric": True},
+             "percentile": {"percentile": options.percentile, "symmetric": True}}[options.method]
     with tempfile.TemporaryDirectory(prefix="irflow-calib-") as tmp:
         calibrator = create_calibrator(Path(model_path), list(options.op_types),
                                        augmented_model_path=os.path.join(tmp, "augmented.onnx"),
@@ -278,8 +290,8 @@ def quantize_int8(model: Union[os.PathLike, str, LoadedCheckpoint], output: os.P
             if batches is None:
                 raise ValueError(f"no calibration table at {table_path} to reuse and no calibration frames given")
             ranges = calibrate_ranges(pre_path, _feeds(checkpoint, schedule, network_only, batches), options)
-            table = CalibrationTable(sha, options.method, options.percentile, ranges, frames=len(batches),
-                                     source=_describe_source(calib))
+            table = CalibrationTable(sha, options.method, options.percentile, ranges, options.entropy_bins,
+                                     frames=len(batches), source=_describe_source(calib))
             table.save(table_path)
 
         pre_proto = onnx.load(str(pre_path))

@@ -86,9 +86,14 @@ def cmd_export_onnx(args) -> int:
 
 def _degradation(text: str):
     """'auto', 'none', or NAME:LO,HI (noise:0,50; rain:0.2,1)."""
+    from .degrade import DEGRADATIONS
+
     if text in ("auto", "none"):
         return "auto" if text == "auto" else None
     name, _, levels = text.partition(":")
+    if name not in DEGRADATIONS:
+        raise argparse.ArgumentTypeError(f"unknown degradation {name!r}; choose auto, none or one of "
+                                         f"{', '.join(sorted(DEGRADATIONS))} as NAME:LO,HI")
     try:
         lo, hi = (float(v) for v in levels.split(","))
     except ValueError:
@@ -103,7 +108,7 @@ def cmd_export_int8(args) -> int:
     from .export.quant_report import format_rows
 
     _check_output(args.output, args.overwrite, ".onnx")
-    options = QuantOptions(method=args.method, percentile=args.percentile,
+    options = QuantOptions(method=args.method, percentile=args.percentile, entropy_bins=args.entropy_bins,
                            keep_float=tuple(k for k in args.keep_float.split(",") if k and k != "none"))
     result = quantize_int8(args.model, args.output, args.calib, args.steps, args.solver,
                            network_only=args.network_only, options=options, count=args.calib_count,
@@ -174,6 +179,8 @@ def add_export_parser(sub) -> None:
                    help="auto (the checkpoint's task), none (frames already degraded), or NAME:LO,HI")
     q.add_argument("--method", choices=("minmax", "entropy", "percentile"), default="minmax")
     q.add_argument("--percentile", type=float, default=99.999, help="for --method percentile")
+    q.add_argument("--entropy-bins", type=int, default=512,
+                   help="histogram bins for --method entropy (> 128; its search time grows with the square)")
     q.add_argument("--keep-float", default="stem,head,tail,attention",
                    help="comma list of groups (stem, head, tail, attention) and node-name globs kept in "
                         "float, or none (default: stem,head,tail,attention)")

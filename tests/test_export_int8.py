@@ -85,6 +85,8 @@ def test_report_and_table_are_written(int8_build):
     assert table.mismatch(table.onnx_sha256, QuantOptions()) is None
     assert "another graph" in table.mismatch("0" * 64, QuantOptions())
     assert "method minmax" in table.mismatch(table.onnx_sha256, QuantOptions(method="entropy"))
+    with pytest.raises(ValueError, match="more than 128"):
+        QuantOptions(method="entropy", entropy_bins=128)
 
 
 @pytest.fixture
@@ -152,3 +154,25 @@ def test_frame_sources_and_video_hook(tmp_path):
         calib_frames.read_frames([np.zeros((4, 4), np.uint8)], 1)
     with pytest.raises(ValueError, match="neither a group"):
         QuantOptions(keep_float=("stemm",))
+
+
+def test_histogram_methods_clip_what_minmax_keeps(tmp_path, one_level_model):
+    from irflow_engine.export.calibrate import calibrate_ranges
+    from irflow_engine.export.onnx import export_graph
+
+    onnx.save(export_graph(one_level_model, None), str(tmp_path / "net.onnx"))
+    rng = np.random.default_rng(0)
+    feeds = [{"x": rng.random((1, 3, 16, 16), dtype=np.float32), "t": np.array([t], np.float32)}
+             for t in (900.0, 300.0)]
+    ranges = {m: calibrate_ranges(tmp_path / "net.onnx", feeds,
+                                  QuantOptions(method=m, percentile=99.0, entropy_bins=160))
+              for m in ("minmax", "entropy", "percentile")}
+    assert ranges["minmax"].keys() == ranges["entropy"].keys() == ranges["percentile"].keys()
+    for method in ("entropy", "percentile"):
+        narrower = 0
+        for name, (lo, hi) in ranges["minmax"].items():
+            width = max(abs(lo), abs(hi))
+            got = max(abs(v) for v in ranges[method][name])
+            assert got <= width * (1 + 1e-5), (method, name)
+            narrower += got < 0.99 * width
+        assert narrower > len(ranges["minmax"]) // 2, f"{method} should clip most tensors' outliers"
