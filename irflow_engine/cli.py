@@ -1,4 +1,5 @@
-"""The `irflow` command line: `irflow restore` for images and folders (videos and raw pipes: `video.cli`)."""
+"""The `irflow` command line: `irflow restore` for images and folders (videos and raw pipes:
+`video.cli`); train, eval, demo, export (`cli_export.py`) and restore-batch (`batch.cli`)."""
 
 from __future__ import annotations
 
@@ -96,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .batch.cli import add_restore_batch_parser
     add_restore_batch_parser(sub)
+
+    from .cli_export import add_export_parser
+
+    add_export_parser(sub)
     return parser
 
 

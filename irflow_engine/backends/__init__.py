@@ -11,12 +11,16 @@ from ..models import ConditionalUNet
 from .base import Backend, BackendUnavailable
 from .compile import CompileBackend
 from .eager import EagerBackend
+from .onnxruntime import OnnxRuntimeBackend
+from .tensorrt import TensorRTBackend
 from .triton import TritonBackend
 
 BACKENDS: Dict[str, Type[Backend]] = {
     EagerBackend.name: EagerBackend,
     CompileBackend.name: CompileBackend,
     TritonBackend.name: TritonBackend,
+    OnnxRuntimeBackend.name: OnnxRuntimeBackend,
+    TensorRTBackend.name: TensorRTBackend,
 }
 
 
@@ -47,4 +51,4 @@ def build_backend(name: str, model: ConditionalUNet, schedule: Schedule, precisi
 
 
 __all__ = ["Backend", "BackendUnavailable", "BACKENDS", "build_backend", "resolve_backend_name",
-           "EagerBackend", "CompileBackend", "TritonBackend"]
+           "EagerBackend", "CompileBackend", "TritonBackend", "OnnxRuntimeBackend", "TensorRTBackend"]

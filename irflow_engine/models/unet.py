@@ -120,14 +120,17 @@ class LinearAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape
-        qkv = self.to_qkv(x).reshape(b, 3, self.heads, self.dim_head, h * w)
+        # The softmaxes and the sums over pixels run in fp32 whatever the weights' dtype: an fp16
+        # network (an exported fp16 graph) keeps them as an fp32 island; under autocast the
+        # matmuls still run in low precision. A no-op in fp32.
+        qkv = self.to_qkv(x).float().reshape(b, 3, self.heads, self.dim_head, h * w)
         q, k, v = qkv.unbind(1)  # each [b, heads, dim_head, pixels]
         q = q.softmax(dim=-2) * self.scale
         k = k.softmax(dim=-1)
         v = v / (h * w)
         context = torch.matmul(k, v.transpose(-1, -2))  # [b, heads, d, e]
         out = torch.matmul(context.transpose(-1, -2), q)  # [b, heads, e, pixels]
-        return self.to_out(out.reshape(b, self.heads * self.dim_head, h, w))
+        return self.to_out(out.to(x.dtype).reshape(b, self.heads * self.dim_head, h, w))
 
 
 class PreNorm(nn.Module):
@@ -236,11 +239,16 @@ class ConditionalUNet(nn.Module):
     def forward(self, x: torch.Tensor, t: TimeLike) -> torch.Tensor:
         return self.forward_emb(x, self.time_embedding(t, x.device))
 
+    def pad_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Reflect-pad H, W (bottom/right) to a multiple of 2**depth; the export overrides it."""
+        H, W = x.shape[-2:]
+        s = self.config.pad_multiple
+        return reflect_pad(x, (s - H % s) % s, (s - W % s) % s)
+
     def forward_emb(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         """Forward with a precomputed time embedding (see `time_embedding`)."""
         H, W = x.shape[-2:]
-        s = self.config.pad_multiple
-        x = reflect_pad(x, (s - H % s) % s, (s - W % s) % s)
+        x = self.pad_input(x)
 
         x = self.init_conv(x)
         first = x
