@@ -3,7 +3,7 @@ the model's task expects, and turned into the feeds of the graph being quantised
 
 Frames are uint8 H×W×3 arrays. `sample_evenly` picks N of them spread evenly over a sequence of
 unknown length in O(N) memory, which is what a video needs: a video reader only has to yield
-frames (`register_video_reader` lets the video module plug one in for file paths).
+frames (`video_frames` decodes a video file with PyAV).
 """
 
 from __future__ import annotations
@@ -23,13 +23,19 @@ from ..models import ConditionalUNet
 FrameSource = Union[str, os.PathLike, Sequence[os.PathLike], Iterable[np.ndarray]]
 Feed = Dict[str, np.ndarray]
 
-_video_reader: Optional[Callable[[Path], Iterable[np.ndarray]]] = None
 
 
-def register_video_reader(reader: Optional[Callable[[Path], Iterable[np.ndarray]]]) -> None:
-    """Let calibration read video files: `reader(path)` yields uint8 H×W×3 RGB frames."""
-    global _video_reader
-    _video_reader = reader
+def video_frames(path: Path) -> Iterator[np.ndarray]:
+    """Every frame of `path`'s first video stream as uint8 H×W×3 RGB (PyAV, threaded decoding)."""
+    from ..video.decode import open_input
+
+    with open_input(path) as container:
+        if not container.streams.video:
+            raise ValueError(f"{path} has no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for frame in container.decode(stream):
+            yield frame.to_ndarray(format="rgb24")
 
 
 def sample_evenly(items: Iterable, count: int) -> list:
@@ -67,11 +73,12 @@ def _frames_from_path(path: Path) -> Iterator[np.ndarray]:
         raise ValueError(f"calibration input {path} does not exist")
     if is_image_path(path):
         return iter([read_image(path)[0]])
-    if _video_reader is None:
-        raise ValueError(f"{path} is not an image folder or an image, and no video reader is registered "
-                         "(calib_frames.register_video_reader); extract frames first, e.g. "
-                         "`ffmpeg -i in.mp4 -vf fps=1 frames/%04d.png`, and pass the folder")
-    return iter(_video_reader(path))
+    from ..video.cli import VIDEO_SUFFIXES
+
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        raise ValueError(f"calibration input {path} is neither an image folder, an image nor a video "
+                         f"({', '.join(VIDEO_SUFFIXES)})")
+    return video_frames(path)
 
 
 def read_frames(source: FrameSource, count: int) -> List[np.ndarray]:

@@ -31,7 +31,8 @@ def add_engine_options(p: argparse.ArgumentParser, device: bool = True) -> None:
     p.add_argument("--solver", choices=SOLVERS, default=None,
                    help="sampler (default: the checkpoint's, else euler); 'heun' is the reference's Heun-2")
     p.add_argument("--backend", default="eager",
-                   help="eager | compile | triton (CUDA) | auto: triton on CUDA when available, else eager (default: eager)")
+                   help="eager | compile | triton (CUDA) | onnxruntime | tensorrt (CUDA, TensorRT) | auto: triton "
+                        "on CUDA when available, else eager (default: eager)")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32", help="default: fp32")
     if device:
         p.add_argument("--device", default="auto", help="cpu | cuda | cuda:N | auto (default: auto)")

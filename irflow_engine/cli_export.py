@@ -171,7 +171,7 @@ def add_export_parser(sub) -> None:
                               "-o denoise-int8.onnx")
     _model_options(q)
     q.add_argument("--calib", required=False, default=None,
-                   help="folder of images (or one image) to calibrate on; optional when --calib-table fits")
+                   help="folder of images, one image, or a video file to calibrate on; optional when --calib-table fits")
     q.add_argument("--calib-count", type=int, default=16, help="frames, spread evenly (default 16)")
     q.add_argument("--calib-size", type=int, default=256,
                    help="centre crop side in pixels, 0 for whole frames (default 256)")

@@ -137,19 +137,24 @@ def test_sample_evenly_spreads_over_sequences_of_unknown_length():
         calib_frames.sample_evenly(range(3), 0)
 
 
-def test_frame_sources_and_video_hook(tmp_path):
+def test_frame_sources_images_and_video(tmp_path):
+    from irflow_engine.video.synth import write_noisy_pan
+
     write_image(tmp_path / "a.png", np.zeros((5, 6, 3), np.uint8))
-    (tmp_path / "clip.mp4").write_bytes(b"not really")
     assert [f.shape for f in calib_frames.read_frames(tmp_path, 3)] == [(5, 6, 3)]
-    with pytest.raises(ValueError, match="no video reader is registered"):
-        calib_frames.read_frames(tmp_path / "clip.mp4", 3)
-    frames = [np.full((4, 4, 3), i, np.uint8) for i in range(10)]
-    calib_frames.register_video_reader(lambda path: iter(frames))
-    try:
-        got = calib_frames.read_frames(tmp_path / "clip.mp4", 2)
-    finally:
-        calib_frames.register_video_reader(None)
-    assert [int(f[0, 0, 0]) for f in got] in ([0, 8], [0, 9])
+    (tmp_path / "broken.mp4").write_bytes(b"not really")
+    with pytest.raises(ValueError, match="cannot read"):
+        calib_frames.read_frames(tmp_path / "broken.mp4", 3)
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(ValueError, match="neither an image folder"):
+        calib_frames.read_frames(tmp_path / "notes.txt", 3)
+    # A real clip: 10 frames of a pan; two picked evenly are the first and the last decoded frames.
+    clip = write_noisy_pan(tmp_path / "clip.mkv", size=(32, 24), frames=10, sigma=0.0, audio=False,
+                           codec="ffv1")
+    got = calib_frames.read_frames(tmp_path / "clip.mkv", 2)
+    assert [f.shape for f in got] == [(24, 32, 3)] * 2
+    for frame, clean in zip(got, (clip.noisy[0], clip.noisy[-1])):  # 4:2:0 round trip: close, not exact
+        assert np.abs(frame.astype(np.float32) / 255.0 - clean).mean() < 0.03
     with pytest.raises(ValueError, match="uint8 H×W×3"):
         calib_frames.read_frames([np.zeros((4, 4), np.uint8)], 1)
     with pytest.raises(ValueError, match="neither a group"):
