@@ -24,6 +24,12 @@ import numpy as np
 import pytest
 import torch
 
+# On a GPU, "fp32" references must be fp32: cuDNN convolutions default to TF32 (10-bit mantissa),
+# which alone differs from the CPU by ~1e-3 and would fail fp32 tolerances (e.g. CUDA vs CPU
+# engine outputs at 1e-4). Tests that want TF32 turn it on themselves.
+torch.backends.cudnn.allow_tf32 = False
+torch.backends.cuda.matmul.allow_tf32 = False
+
 FIXTURES = Path(__file__).parent / "fixtures"
 GOLDEN = FIXTURES / "official_conditional_unet_nf8_d3.npz"
 SHAPES = FIXTURES / "official_conditional_unet_state_dict_shapes.json"
