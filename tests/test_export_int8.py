@@ -138,6 +138,7 @@ def test_sample_evenly_spreads_over_sequences_of_unknown_length():
 
 
 def test_frame_sources_images_and_video(tmp_path):
+    pytest.importorskip("av", reason="PyAV is not installed (a base dependency: pip install av)")
     from irflow_engine.video.synth import write_noisy_pan
 
     write_image(tmp_path / "a.png", np.zeros((5, 6, 3), np.uint8))
