@@ -37,6 +37,7 @@ def main() -> None:
     p.add_argument("--model", default="irflow-denoise-s")
     p.add_argument("--steps", type=int, default=1)
     p.add_argument("--workers", default="1,2")
+    p.add_argument("--repeats", type=int, default=2, help="runs per worker count, alternating; best kept")
     args = p.parse_args()
 
     import ray
@@ -65,19 +66,23 @@ def main() -> None:
         ray.get(Probe.remote(args.model, args.steps).ready.remote())
         actor_start = time.perf_counter() - t0
 
-        rows = []
-        for workers in (int(w) for w in args.workers.split(",")):
-            out = work / f"out{workers}"
-            job = BatchJob(out_dir=str(out), model=args.model, steps=args.steps, workers=workers, batch_size=2)
-            t0 = time.perf_counter()
-            summary = restore_batch(job, [str(work / "in")], progress=False)
-            seconds = time.perf_counter() - t0
-            rows.append((workers, summary.done, seconds, summary.done / seconds))
+        best = {}
+        for r in range(args.repeats):
+            for workers in (int(w) for w in args.workers.split(",")):
+                out = work / f"out{workers}-{r}"
+                job = BatchJob(out_dir=str(out), model=args.model, steps=args.steps, workers=workers, batch_size=2)
+                t0 = time.perf_counter()
+                summary = restore_batch(job, [str(work / "in")], progress=False)
+                seconds = time.perf_counter() - t0
+                if workers not in best or seconds < best[workers][2]:
+                    best[workers] = (workers, summary.done, seconds, summary.done / seconds)
+        rows = list(best.values())
         ray.shutdown()
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"\nrestore_batch: {args.images} images {args.size}x{args.size}, {args.model}, K={args.steps}, "
-          f"{os.cpu_count()} CPUs; Ray start {ray_start:.1f}s, one engine actor start {actor_start:.1f}s")
+          f"{os.cpu_count()} CPUs, best of {args.repeats} alternating runs (each with its actors' start-up); "
+          f"Ray start {ray_start:.1f}s, one engine actor start {actor_start:.1f}s")
     print(f"{'workers':>7} {'images':>6} {'seconds':>8} {'images/s':>9}")
     for w, n, s, rate in rows:
         print(f"{w:7d} {n:6d} {s:8.1f} {rate:9.2f}")
