@@ -18,22 +18,19 @@ from pathlib import Path
 from typing import Iterator, List, Tuple
 
 from ..atomic import atomic_path
-from ..video.decode import open_input
+from ..video.decode import COPIED_TYPES, VideoSource, open_input
 from ..video.errors import VideoError
 
-COPIED_TYPES = ("audio", "subtitle")
 PART_ENCODER_OPTIONS = {"bf": "0"}
 
 
 def video_duration(path) -> float:
-    """Seconds of the first video stream (container duration when the stream has none); 0 if unknown."""
-    with open_input(path) as c:
-        if not c.streams.video:
-            raise VideoError(f"{path} has no video stream")
-        s = c.streams.video[0]
-        if s.duration is not None and s.time_base:
-            return float(s.duration * s.time_base)
-        return c.duration / 1e6 if c.duration else 0.0
+    """Seconds of the first video stream, as the video pipeline reads it; 0 if unknown."""
+    source = VideoSource(path)
+    try:
+        return source.info.duration or 0.0
+    finally:
+        source.close()
 
 
 def split_at_keyframes(src, folder, segment_seconds: float) -> List[Path]:
