@@ -20,7 +20,7 @@ allocation outside PyTorch's allocator, which is what makes it capturable as one
 
 from __future__ import annotations
 
-from typing import List, Sequence, Tuple
+from typing import Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +31,7 @@ from ..kernels.film_silu import film_silu
 from ..kernels.linear_attention import linear_attention
 from ..kernels.silu_residual import silu_residual
 from ..kernels.velocity_euler import pack_velocity_weight, velocity_euler
-from ..models.unet import ConditionalUNet, ResBlock, reflect_pad
+from ..models.unet import ConditionalUNet, ResBlock, reflect_pad, unet_walk
 
 CHANNELS_LAST = torch.channels_last
 
@@ -43,6 +43,10 @@ def _nhwc(t: torch.Tensor) -> torch.Tensor:
 
 def _channels_last(t: torch.Tensor) -> torch.Tensor:
     return t.contiguous(memory_format=CHANNELS_LAST)
+
+
+def _cat_channels_last(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return _channels_last(torch.cat([a, b], dim=1))
 
 
 class _Conv:
@@ -158,21 +162,7 @@ class FusedUNet:
         h, w = x.shape[-2:]
         s = self.pad_multiple
         x = reflect_pad(x, (s - h % s) % s, (s - w % s) % s)
-        x = self.init_conv(x.to(self.dtype, memory_format=CHANNELS_LAST))
-        first = x
-        skips: List[torch.Tensor] = []
-        for block1, block2, attn, down in self.downs:
-            x = block1(x, evaluation)
-            skips.append(x)
-            x = attn(block2(x, evaluation))
-            skips.append(x)
-            x = down(x)
-        x = self.mid_block2(self.mid_attn(self.mid_block1(x, evaluation)), evaluation)
-        for block1, block2, attn, up in self.ups:
-            x = block1(_channels_last(torch.cat([x, skips.pop()], dim=1)), evaluation)
-            x = block2(_channels_last(torch.cat([x, skips.pop()], dim=1)), evaluation)
-            x = up(attn(x))
-        return self.final_res_block(_channels_last(torch.cat([x, first], dim=1)), evaluation)
+        return unet_walk(self, x.to(self.dtype, memory_format=CHANNELS_LAST), evaluation, cat=_cat_channels_last)
 
     def step(self, x: torch.Tensor, evaluation: int, base: torch.Tensor, w: float, *, out=None,
              prev=None, d_out=None) -> None:

@@ -250,22 +250,38 @@ class ConditionalUNet(nn.Module):
         H, W = x.shape[-2:]
         x = self.pad_input(x)
 
-        x = self.init_conv(x)
-        first = x
-        skips = []
-        for block1, block2, attn, down in self.downs:
-            x = block1(x, emb)
-            skips.append(x)
-            x = attn(block2(x, emb))
-            skips.append(x)
-            x = down(x)
-
-        x = self.mid_block2(self.mid_attn(self.mid_block1(x, emb)), emb)
-
-        for block1, block2, attn, up in self.ups:
-            x = block1(torch.cat([x, skips.pop()], dim=1), emb)
-            x = block2(torch.cat([x, skips.pop()], dim=1), emb)
-            x = up(attn(x))
-
-        x = self.final_res_block(torch.cat([x, first], dim=1), emb)
+        x = unet_walk(self, x, emb)
         return self.final_conv(x)[..., :H, :W]
+
+
+def _cat(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return torch.cat([a, b], dim=1)
+
+
+def unet_walk(net, x: torch.Tensor, cond, cat=_cat) -> torch.Tensor:
+    """The U-Net topology, shared by the eager network and the fused backend.
+
+    `net` has the ConditionalUNet's parts (`init_conv`, `downs`, `mid_block1`, `mid_attn`,
+    `mid_block2`, `ups`, `final_res_block`); ResBlocks are called as `block(x, cond)` (a time
+    embedding here, an evaluation index in the fused backend), the others as `op(x)`; `cat`
+    joins the skip connections along channels. Returns the last ResBlock's output on the padded
+    map (the velocity head is the caller's).
+    """
+    x = net.init_conv(x)
+    first = x
+    skips = []
+    for block1, block2, attn, down in net.downs:
+        x = block1(x, cond)
+        skips.append(x)
+        x = attn(block2(x, cond))
+        skips.append(x)
+        x = down(x)
+
+    x = net.mid_block2(net.mid_attn(net.mid_block1(x, cond)), cond)
+
+    for block1, block2, attn, up in net.ups:
+        x = block1(cat(x, skips.pop()), cond)
+        x = block2(cat(x, skips.pop()), cond)
+        x = up(attn(x))
+
+    return net.final_res_block(cat(x, first), cond)
