@@ -24,11 +24,14 @@ def atomic_path(path, suffix: str = ".tmp") -> Iterator[str]:
         try:
             # Created like any new file (0o666 less the umask), unlike mkstemp's private 0o600.
             os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            mode = os.stat(tmp).st_mode & 0o777
             break
         except FileExistsError:
             continue
     try:
         yield tmp
+        # Some writers replace the file with a private one (safetensors 0.8 writes 0o600): restore.
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -31,3 +31,27 @@ def test_failure_leaves_nothing_and_keeps_the_old_file(tmp_path):
             raise RuntimeError("disk full")
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
+
+
+def test_a_writer_that_recreates_the_file_privately_still_gives_umask_permissions(tmp_path):
+    # safetensors 0.8 replaces the target with a 0o600 file; checkpoints must stay readable.
+    target = tmp_path / "w.safetensors"
+    with atomic_path(target) as tmp:
+        os.unlink(tmp)
+        os.close(os.open(tmp, os.O_CREAT | os.O_WRONLY, 0o600))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask
+
+
+def test_saved_checkpoints_are_not_private(tmp_path):
+    from irflow_engine.checkpoint import save_checkpoint
+    from irflow_engine.config import ModelConfig
+    from irflow_engine.models import ConditionalUNet
+
+    cfg = ModelConfig(nf=8, depth=3)
+    path = tmp_path / "m.safetensors"
+    save_checkpoint(path, ConditionalUNet.from_config(cfg), cfg)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
