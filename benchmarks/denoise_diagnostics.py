@@ -5,7 +5,10 @@ For a checkpoint (bundled name or file) and the held-out photographs at one nois
    clean image's local standard deviation (7×7 window, 0–255 units): flat regions (sd < 2) are
    where a short-trained network trails NLM by far, textured ones where it already wins;
 2. the noise left (standard deviation, 0–255 units) after restoring constant-colour images with
-   Gaussian noise: a well-trained denoiser leaves ~0 there.
+   Gaussian noise: a well-trained denoiser leaves ~0 there; and what kind of noise it is: the
+   share of its power at wavelengths over 8 px (white noise: 4.9 %) and the correlation between
+   colour channels (the input's: 0). A filter that averages too narrowly leaves blotchy,
+   low-frequency, grey (channel-correlated) noise.
 
     python benchmarks/denoise_diagnostics.py --model irflow-denoise-s --sigma 25 --steps 3
 """
@@ -42,6 +45,23 @@ def binned_psnr(restored: np.ndarray, clean: np.ndarray, sd: np.ndarray) -> list
     return out
 
 
+def low_frequency_share(residual: np.ndarray, wavelength: float = 8.0) -> float:
+    """Share of the power of `residual` (H×W×C, mean removed per channel) at spatial frequencies
+    below 1/`wavelength` cycles per pixel (white noise: π/wavelength² of it, 4.9 % at 8 px)."""
+    r = residual.astype(np.float64) - residual.mean(axis=(0, 1))
+    power = np.abs(np.fft.fft2(r, axes=(0, 1))) ** 2
+    fy = np.fft.fftfreq(r.shape[0])[:, None]
+    fx = np.fft.fftfreq(r.shape[1])[None, :]
+    low = np.hypot(fy, fx) < 1.0 / wavelength
+    return float(power[low].sum() / power.sum())
+
+
+def channel_correlation(residual: np.ndarray) -> float:
+    """Mean correlation between the colour channels of `residual` (H×W×3)."""
+    c = np.corrcoef(residual.reshape(-1, residual.shape[2]).T)
+    return float(c[np.triu_indices(c.shape[0], 1)].mean())
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="irflow-denoise-s", help="bundled model name or checkpoint file")
@@ -62,15 +82,20 @@ def main(argv=None) -> int:
             cells = binned_psnr(np.asarray(restored), clean, sd)
             print(f"| {name} | {method} | " + " | ".join(f"{v:.2f} ({100 * f:.0f} %)" for f, v in cells) + " |")
     rng = np.random.default_rng(0)
-    left = []
+    left, low, corr = [], [], []
     for level in (0.2, 0.5, 0.8):
         clean = np.full((96, 96, 3), level, np.float32)
         noisy = np.clip(clean + rng.standard_normal(clean.shape).astype(np.float32) * args.sigma / 255, 0, 1)
         noisy = np.round(noisy * 255).astype(np.uint8)
-        restored = np.asarray(engine.restore(noisy)).astype(np.float64)
-        left.append((restored[8:-8, 8:-8] - level * 255).std())
+        residual = np.asarray(engine.restore(noisy)).astype(np.float64)[8:-8, 8:-8] - level * 255
+        left.append(residual.std())
+        low.append(100 * low_frequency_share(residual))
+        corr.append(channel_correlation(residual))
     print("noise left on constant images (levels 0.2 / 0.5 / 0.8), sd in 0-255 units: "
           + " / ".join(f"{v:.2f}" for v in left) + f" (input: {args.sigma:g})")
+    print("  its power at wavelengths > 8 px: " + " / ".join(f"{v:.0f} %" for v in low)
+          + " (white noise: 4.9 %); channel correlation: " + " / ".join(f"{v:.2f}" for v in corr)
+          + " (input: 0)")
     return 0
 
 

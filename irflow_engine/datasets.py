@@ -95,6 +95,28 @@ def random_crop(arrays: Sequence[np.ndarray], size: int, rng: np.random.Generato
     return [a[y:y + size, x:x + size] for a in arrays]
 
 
+def smooth_patch(size: int, rng: np.random.Generator) -> np.ndarray:
+    """A synthetic flat or slowly varying colour patch (size×size×3 uint8), like sky or a wall.
+
+    A base colour, a linear ramp (random direction, up to ±0.15 per channel over the patch) and
+    one or two broad Gaussian bumps (radius 0.5–2 patch widths, up to ±0.1), quantised to 8 bits.
+    scikit-image's training photographs are mostly texture; without such patches a blind denoiser
+    learns that low-frequency variation is image content and leaves low-frequency noise on flat
+    regions (docs/MODELS.md, "Where the denoiser loses").
+    """
+    yy, xx = (np.mgrid[0:size, 0:size].astype(np.float32) + 0.5) / size
+    img = np.broadcast_to(rng.uniform(0.05, 0.95, 3).astype(np.float32), (size, size, 3)).copy()
+    theta = rng.uniform(0, 2 * np.pi)
+    ramp = (np.cos(theta) * (xx - 0.5) + np.sin(theta) * (yy - 0.5))[..., None]
+    img += ramp * rng.uniform(-0.15, 0.15, 3).astype(np.float32)
+    for _ in range(int(rng.integers(1, 3))):
+        cy, cx = rng.uniform(-0.5, 1.5, 2)
+        radius = rng.uniform(0.5, 2.0)
+        bump = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * radius ** 2))[..., None]
+        img += bump * rng.uniform(-0.1, 0.1, 3).astype(np.float32)
+    return np.round(np.clip(img, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
 @dataclass
 class PatchSource:
     """Where training pairs come from: clean images + a degradation, or fixed LQ/GT pairs."""
@@ -103,6 +125,7 @@ class PatchSource:
     degradation: Optional[str] = None
     level_range: Optional[Tuple[float, float]] = None
     pairs: Optional[List[Tuple[np.ndarray, np.ndarray]]] = None  # (lq, gt) uint8
+    smooth_fraction: float = 0.0      # clean-image mode: share of patches from smooth_patch
 
     def sample(self, patch: int, rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
         """One (lq, gt) float32 3×P×P pair."""
@@ -111,8 +134,11 @@ class PatchSource:
             lq, gt = augment(random_crop([lq, gt], patch, rng), rng)
             lq, gt = lq.astype(np.float32) / 255.0, gt.astype(np.float32) / 255.0
         else:
-            img = self.clean[int(rng.integers(len(self.clean)))]
-            (gt,) = augment(random_crop([img], patch, rng), rng)
+            if self.smooth_fraction > 0 and rng.random() < self.smooth_fraction:
+                gt = smooth_patch(patch, rng)
+            else:
+                img = self.clean[int(rng.integers(len(self.clean)))]
+                (gt,) = augment(random_crop([img], patch, rng), rng)
             gt = gt.astype(np.float32) / 255.0
             level = sample_level(self.degradation, rng, self.level_range)
             lq = degrade(self.degradation, gt, level, rng)

@@ -8,7 +8,9 @@ The objective has the paper's three parts:
    y, plus λ·‖x̂0 − x0‖. Unlike the reference (which computes it under no_grad), this term
    backpropagates, through the last `consistency_grad_steps` steps (0 = all) to bound memory.
 EMA of the weights (β every `ema_every` steps, with an optional warm-up), Adam, cosine learning-rate decay with warm-up,
-autocast on CUDA.
+optional global gradient-norm clipping, autocast on CUDA. A step whose loss is non-finite or jumps
+above `divergence_factor` × its running mean raises TrainingDiverged before the update (and so
+before any checkpoint of the diverged weights).
 
 A run directory holds `model.safetensors` and `ema.safetensors` (our checkpoint format),
 `train_state.pt` (optimizer, scheduler, step, every RNG: `--resume` continues exactly) and
@@ -42,6 +44,7 @@ from .models import ConditionalUNet
 STATE_FILE = "train_state.pt"
 TIME_PROBE_STEPS = 40  # with time_budget_s: steps run before the total is fitted (the second half is timed)
 LOG_FILE = "log.jsonl"
+DIVERGENCE_WARMUP = 20  # steps whose loss only feeds the running mean of the divergence check
 
 
 @dataclass
@@ -56,6 +59,7 @@ class TrainConfig:
     degradation: str = "noise"               # synthetic mode: a name from degrade.DEGRADATIONS
     level_min: Optional[float] = None        # default: degrade.LEVEL_RANGES
     level_max: Optional[float] = None
+    smooth_fraction: float = 0.0             # synthetic mode: share of flat/smooth synthetic patches
     patch: int = 64
     batch: int = 8
     steps: int = 10000
@@ -67,6 +71,8 @@ class TrainConfig:
     consistency_k_min: int = 2
     consistency_k_max: int = 10
     consistency_grad_steps: int = 1          # steps at the end of the sampler that carry gradient
+    grad_clip: Optional[float] = None        # clip the gradients' global L2 norm to this (None: off)
+    divergence_factor: Optional[float] = 20.0  # stop when a step's loss exceeds this × its running mean
     ema_beta: float = 0.995
     ema_every: int = 10
     ema_warmup: bool = True                  # decay min(β, (1+n)/(10+n)) at the n-th update
@@ -86,6 +92,14 @@ class TrainConfig:
             raise ValueError(f"loss must be l1 or l2, got {self.loss!r}")
         if self.lq_dir is None and self.degradation not in DEGRADATIONS:
             raise ValueError(f"unknown degradation {self.degradation!r}; choose from {sorted(DEGRADATIONS)}")
+        if self.divergence_factor is not None and not self.divergence_factor > 1:
+            raise ValueError(f"divergence_factor must be > 1 (or null for none), got {self.divergence_factor}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ValueError(f"grad_clip must be > 0 (or null for none), got {self.grad_clip}")
+        if not 0.0 <= self.smooth_fraction < 1.0:
+            raise ValueError(f"smooth_fraction must be in [0, 1), got {self.smooth_fraction}")
+        if self.smooth_fraction and self.lq_dir is not None:
+            raise ValueError("smooth_fraction needs synthetic mode (clean images + degradation), not lq_dir")
         if not 1 <= self.consistency_k_min <= self.consistency_k_max:
             raise ValueError("need 1 <= consistency_k_min <= consistency_k_max")
         if self.bundle_weights not in ("ema", "model"):
@@ -113,6 +127,10 @@ class TrainConfig:
         return cls(**data)
 
 
+class TrainingDiverged(ValueError):
+    """The loss went non-finite or jumped far above its running mean; nothing was saved for it."""
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig):
         from .engine import resolve_device
@@ -136,6 +154,8 @@ class Trainer:
         self.loader = torch.utils.data.DataLoader(self.stream, batch_size=cfg.batch, num_workers=cfg.num_workers)
         self.batches = None
         self.step = 0
+        self.loss_mean: Optional[float] = None   # divergence check (restarts on --resume)
+        self.loss_seen = 0
 
     # -- set-up -----------------------------------------------------------------------------
 
@@ -159,7 +179,7 @@ class Trainer:
             pairs = paired_folders(cfg.lq_dir, cfg.data)
             return PatchSource(pairs=[(lq, gt) for _, lq, gt in pairs])
         return PatchSource(clean=[img for _, img in load_image_set(cfg.data)], degradation=cfg.degradation,
-                           level_range=cfg.level_range)
+                           level_range=cfg.level_range, smooth_fraction=cfg.smooth_fraction)
 
     def meta(self) -> CheckpointMeta:
         cfg = self.cfg
@@ -203,8 +223,12 @@ class Trainer:
             self.batches = iter(self.loader)
         lq, gt = (v.to(self.device, non_blocking=True) for v in next(self.batches))
         loss, velocity, consistency = self.losses(lq, gt)
+        self.check_divergence(loss.detach().item())
         self.opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.opt)
+        grad_norm = torch.nn.utils.clip_grad_norm_(
+            self.model.parameters(), self.cfg.grad_clip if self.cfg.grad_clip is not None else float("inf"))
         self.scaler.step(self.opt)
         self.scaler.update()
         self.sched.step()
@@ -215,7 +239,24 @@ class Trainer:
                 for e, p in zip(self.ema.parameters(), self.model.parameters()):
                     e.lerp_(p, 1.0 - decay)
         return {"step": self.step, "loss": loss.item(), "velocity": velocity.item(),
-                "consistency": consistency.item(), "lr": self.sched.get_last_lr()[0]}
+                "consistency": consistency.item(), "grad_norm": grad_norm.item(),
+                "lr": self.sched.get_last_lr()[0]}
+
+    def check_divergence(self, loss: float) -> None:
+        """Raise TrainingDiverged, before the update, on a non-finite loss or one above
+        `divergence_factor` × the running mean of the previous steps' losses (an average over ~50
+        steps, from step DIVERGENCE_WARMUP on). The checkpoints on disk predate the jump."""
+        factor = self.cfg.divergence_factor
+        mean = self.loss_mean
+        if not math.isfinite(loss) or (factor is not None and mean is not None
+                                       and self.loss_seen >= DIVERGENCE_WARMUP and loss > factor * mean):
+            where = f"{mean:.4g}" if mean is not None else "none yet"
+            raise TrainingDiverged(
+                f"training diverged at step {self.step + 1}: loss {loss:.4g} (running mean {where}); the "
+                f"checkpoints in {self.out} are from before it. Resume (--resume) with a lower --lr or a "
+                f"--grad-clip, or raise --divergence-factor if the loss really varies this much")
+        self.loss_mean = loss if mean is None else 0.98 * mean + 0.02 * loss
+        self.loss_seen += 1
 
     def ema_decay(self, n: int) -> float:
         """The decay of the n-th EMA update (n = 0, 1, …).
@@ -337,7 +378,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     for f in dataclasses.fields(TrainConfig):
         kind = type(f.default) if f.default is not None else str
-        if f.name in ("level_min", "level_max", "time_budget_s"):
+        if f.name in ("level_min", "level_max", "time_budget_s", "grad_clip", "divergence_factor"):
             kind = float
         p.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=kind, default=None,
                        help=f"(default: {f.default})")

@@ -29,3 +29,18 @@ def test_local_sd_and_binned_psnr_by_hand():
     err = ((restored.astype(float) - clean) ** 2).mean(2)[mask].mean()
     assert np.isclose(flat_psnr, 10 * np.log10(255 ** 2 / err))
     assert np.isclose(sum(f for f, _ in cells), 1.0)
+
+
+def test_low_frequency_share_and_channel_correlation():
+    rng = np.random.default_rng(4)
+    white = rng.standard_normal((128, 128, 3))
+    # white noise: the share is the low disc's area in the unit frequency square, pi / 8^2
+    assert abs(diag.low_frequency_share(white, 8.0) - np.pi / 64) < 0.01
+    # a 9x9 box blur keeps mostly the low frequencies
+    k = np.ones(9) / 9
+    blurred = np.apply_along_axis(lambda v: np.convolve(np.tile(v, 3), k, "same")[len(v):2 * len(v)], 0, white)
+    blurred = np.apply_along_axis(lambda v: np.convolve(np.tile(v, 3), k, "same")[len(v):2 * len(v)], 1, blurred)
+    assert diag.low_frequency_share(blurred, 8.0) > 0.5
+    assert abs(diag.channel_correlation(white)) < 0.05
+    grey = rng.standard_normal((128, 128, 1)) + 0.5 * white   # shared component: corr = 1 / 1.25
+    assert abs(diag.channel_correlation(grey) - 0.8) < 0.03

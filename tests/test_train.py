@@ -8,7 +8,8 @@ import torch
 
 from irflow_engine import Engine, load_checkpoint
 from irflow_engine.images import write_image
-from irflow_engine.train import TrainConfig, Trainer
+from irflow_engine.datasets import smooth_patch
+from irflow_engine.train import TrainConfig, Trainer, TrainingDiverged
 
 
 @pytest.fixture(scope="module")
@@ -114,6 +115,14 @@ def test_bad_config(tmp_path, tiny_checkpoint, tiny_data):
         _config(tmp_path, tiny_checkpoint, tiny_data, degradation="fog")
     with pytest.raises(ValueError, match="consistency_k_min"):
         _config(tmp_path, tiny_checkpoint, tiny_data, consistency_k_min=5, consistency_k_max=2)
+    with pytest.raises(ValueError, match="divergence_factor"):
+        _config(tmp_path, tiny_checkpoint, tiny_data, divergence_factor=1.0)
+    with pytest.raises(ValueError, match="grad_clip"):
+        _config(tmp_path, tiny_checkpoint, tiny_data, grad_clip=0.0)
+    with pytest.raises(ValueError, match="smooth_fraction"):
+        _config(tmp_path, tiny_checkpoint, tiny_data, smooth_fraction=1.0)
+    with pytest.raises(ValueError, match="smooth_fraction"):
+        _config(tmp_path, tiny_checkpoint, tiny_data, smooth_fraction=0.5, lq_dir=str(tiny_data))
     (tmp_path / "bad.json").write_text(json.dumps({"stepz": 3}))
     with pytest.raises(ValueError, match="stepz"):
         TrainConfig.from_json(tmp_path / "bad.json")
@@ -155,3 +164,79 @@ def test_time_budget_fits_steps(tmp_path, tiny_checkpoint, tiny_data):
 def test_time_budget_must_be_positive(tmp_path, tiny_checkpoint, tiny_data):
     with pytest.raises(ValueError, match="time_budget_s"):
         _config(tmp_path, tiny_checkpoint, tiny_data, time_budget_s=0.0)
+
+
+def test_smooth_patch_is_smooth_and_seeded():
+    a = smooth_patch(48, np.random.default_rng(5))
+    b = smooth_patch(48, np.random.default_rng(5))
+    assert a.shape == (48, 48, 3) and a.dtype == np.uint8
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, smooth_patch(48, np.random.default_rng(6)))
+    # slowly varying: neighbouring pixels differ by at most a few levels (ramp + bumps + rounding)
+    v = a.astype(int)
+    assert np.abs(np.diff(v, axis=0)).max() <= 3 and np.abs(np.diff(v, axis=1)).max() <= 3
+    # but not a constant: the ramps/bumps vary across patches
+    spans = [np.ptp(smooth_patch(48, np.random.default_rng(s)).astype(int)) for s in range(20)]
+    assert max(spans) > 10
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.5])
+def test_smooth_fraction_mixes_patches(tmp_path, tiny_checkpoint, tiny_data, fraction):
+    trainer = Trainer(_config(tmp_path, tiny_checkpoint, tiny_data, smooth_fraction=fraction, level_min=0.0,
+                              level_max=0.0))
+    rng = np.random.default_rng(2)
+    gts = [trainer.stream.source.sample(16, rng)[1] for _ in range(200)]
+    # tiny_data patches are 8×8 constant blocks: a 16 px crop has a sharp edge unless it is smooth
+    smooth = sum(np.abs(np.diff(g, axis=1)).max() * 255 <= 3 and np.abs(np.diff(g, axis=2)).max() * 255 <= 3
+                 for g in gts)
+    if fraction == 0.0:
+        assert smooth < 200 * 0.15
+    else:
+        assert 200 * 0.35 < smooth < 200 * 0.8
+
+
+@pytest.mark.parametrize("clip", [None, 1e-3])
+def test_grad_clip_bounds_the_applied_gradient(tmp_path, tiny_checkpoint, tiny_data, clip):
+    trainer = Trainer(_config(tmp_path, tiny_checkpoint, tiny_data, grad_clip=clip))
+    record = trainer.train_step()
+    applied = torch.linalg.vector_norm(
+        torch.stack([torch.linalg.vector_norm(p.grad) for p in trainer.model.parameters() if p.grad is not None]))
+    assert record["grad_norm"] > 1e-2            # the norm before clipping, as logged
+    if clip is None:
+        assert float(applied) == pytest.approx(record["grad_norm"], rel=1e-5)
+    else:
+        assert float(applied) == pytest.approx(clip, rel=1e-3)
+
+
+def test_divergence_check_threshold(tmp_path, tiny_checkpoint, tiny_data):
+    trainer = Trainer(_config(tmp_path, tiny_checkpoint, tiny_data, divergence_factor=20.0))
+    rng = np.random.default_rng(0)
+    for v in rng.uniform(0.5, 1.5, 30):          # warm-up and ordinary variation: no error
+        trainer.check_divergence(float(v))
+    trainer.check_divergence(15.0)                # below 20 x the running mean (~1)
+    with pytest.raises(TrainingDiverged, match="loss 40"):
+        trainer.check_divergence(40.0)
+    with pytest.raises(TrainingDiverged, match="loss nan"):
+        trainer.check_divergence(float("nan"))
+    off = Trainer(_config(tmp_path, tiny_checkpoint, tiny_data, divergence_factor=None))
+    for v in (1.0,) * 30 + (1e6,):
+        off.check_divergence(v)                   # disabled: only non-finite losses stop a run
+    with pytest.raises(TrainingDiverged):
+        off.check_divergence(float("inf"))
+
+
+def test_divergence_stops_before_update_and_save(tmp_path, tiny_checkpoint, tiny_data):
+    trainer = Trainer(_config(tmp_path, tiny_checkpoint, tiny_data, steps=8, checkpoint_every=2))
+    real = trainer.losses
+
+    def blow_up_at_step_5(lq, gt):
+        loss, v, c = real(lq, gt)
+        return (loss * float("nan"), v, c) if trainer.step == 4 else (loss, v, c)
+
+    trainer.losses = blow_up_at_step_5
+    with pytest.raises(TrainingDiverged, match="step 5"):
+        trainer.run(progress=False)
+    assert trainer.step == 4
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+    state = torch.load(tmp_path / "run" / "train_state.pt", weights_only=True)
+    assert state["step"] == 4
