@@ -253,8 +253,9 @@ class Trainer:
             where = f"{mean:.4g}" if mean is not None else "none yet"
             raise TrainingDiverged(
                 f"training diverged at step {self.step + 1}: loss {loss:.4g} (running mean {where}); the "
-                f"checkpoints in {self.out} are from before it. Resume (--resume) with a lower --lr or a "
-                f"--grad-clip, or raise --divergence-factor if the loss really varies this much")
+                f"checkpoints in {self.out} are from before it. Resume (--resume) with --grad-clip, raise "
+                f"--divergence-factor if the loss really varies this much, or start a new run with a lower "
+                f"--lr (a resumed run keeps its saved learning-rate schedule)")
         self.loss_mean = loss if mean is None else 0.98 * mean + 0.02 * loss
         self.loss_seen += 1
 
