@@ -30,8 +30,10 @@ demo: install
 # Retrain the bundled models (irflow_engine/weights/) from scikit-image's photographs: the two
 # runs share the CPU, one thread each. Progress and logs in runs/; see docs/MODELS.md.
 train-defaults: install
-	OMP_NUM_THREADS=1 $(VENV)/bin/irflow train --config configs/denoise-s.json --quiet & p1=$$!; \
-	OMP_NUM_THREADS=1 $(VENV)/bin/irflow train --config configs/derain-s.json --quiet & p2=$$!; \
+	OMP_NUM_THREADS=1 $(VENV)/bin/irflow train --config configs/denoise-s.json --quiet \
+	    --bundle-to irflow_engine/weights/irflow-denoise-s.safetensors & p1=$$!; \
+	OMP_NUM_THREADS=1 $(VENV)/bin/irflow train --config configs/derain-s.json --quiet \
+	    --bundle-to irflow_engine/weights/irflow-derain-s.safetensors & p2=$$!; \
 	wait $$p1; a=$$?; wait $$p2; b=$$?; test $$a -eq 0 && test $$b -eq 0
 
 bench: install

@@ -22,6 +22,15 @@ from .images import list_images, read_image
 SKIMAGE_HELD_OUT = ("chelsea", "coffee", "rocket")
 SKIMAGE_TRAIN = ("astronaut", "hubble_deep_field", "immunohistochemistry", "motorcycle_left",
                  "motorcycle_right", "retina", "camera", "brick", "grass", "gravel", "moon", "coins")
+# `skimage:train-wide` adds these: flat regions bounded by sharp edges and smooth colour gradients
+# (a clock face, a colour wheel, a logo, the Shepp-Logan phantom), which the texture-heavy
+# SKIMAGE_TRAIN lacks (docs/MODELS.md, "Where the denoiser loses").
+SKIMAGE_WIDE_EXTRA = ("clock", "colorwheel", "logo", "shepp_logan_phantom")
+IMAGE_SETS = {
+    "skimage:train": SKIMAGE_TRAIN,
+    "skimage:train-wide": SKIMAGE_TRAIN + SKIMAGE_WIDE_EXTRA,
+    "skimage:heldout": SKIMAGE_HELD_OUT,
+}
 
 
 def skimage_image(name: str) -> np.ndarray:
@@ -38,19 +47,21 @@ def skimage_image(name: str) -> np.ndarray:
     else:
         img = getattr(data, name)()
     img = np.asarray(img)
+    if img.dtype.kind == "f":       # shepp_logan_phantom: float in [0, 1]
+        img = np.round(np.clip(img, 0.0, 1.0) * 255.0)
     if img.ndim == 2:
         img = np.repeat(img[..., None], 3, axis=2)
     return np.ascontiguousarray(img[..., :3]).astype(np.uint8)
 
 
 def load_image_set(spec: str) -> List[Tuple[str, np.ndarray]]:
-    """`skimage:train`, `skimage:heldout`, or a folder: [(name, uint8 H×W×3)]."""
-    if spec in ("skimage:train", "skimage:heldout"):
-        names = SKIMAGE_TRAIN if spec.endswith("train") else SKIMAGE_HELD_OUT
-        return [(n, skimage_image(n)) for n in names]
+    """A named set (`IMAGE_SETS`: skimage:train, skimage:train-wide, skimage:heldout) or a
+    folder: [(name, uint8 H×W×3)]."""
+    if spec in IMAGE_SETS:
+        return [(n, skimage_image(n)) for n in IMAGE_SETS[spec]]
     folder = Path(spec)
     if not folder.is_dir():
-        raise ValueError(f"image set {spec!r} is neither a folder nor skimage:train / skimage:heldout")
+        raise ValueError(f"image set {spec!r} is neither a folder nor one of {', '.join(IMAGE_SETS)}")
     files = list_images(folder)
     if not files:
         raise ValueError(f"no images in folder {folder}")

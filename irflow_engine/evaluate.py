@@ -150,7 +150,7 @@ def add_eval_arguments(p) -> None:
         return [int(v) for v in text.split(",") if v]
 
     p.add_argument("--model", required=True, metavar="NAME_OR_PATH", help="checkpoint, bundled model or preset")
-    p.add_argument("--gt", required=True, help="clean images: a folder, skimage:heldout or skimage:train")
+    p.add_argument("--gt", required=True, help="clean images: a folder, or skimage:heldout / skimage:train / skimage:train-wide")
     p.add_argument("--lq", help="degraded images with the same file names (paired evaluation)")
     p.add_argument("--degradation", choices=["noise", "rain"], help="synthetic degradation of --gt")
     p.add_argument("--level", type=float, default=25.0, help="noise σ (0–255) or rain level (0–1); default 25")

@@ -27,6 +27,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Tuple
@@ -54,7 +55,7 @@ class TrainConfig:
     out_dir: str = "runs/train"
     model: str = "irflow-unet16-d3"          # preset (random init) or checkpoint to fine-tune
     task: str = "denoise"
-    data: str = "skimage:train"              # clean-image folder / skimage:train, or GT folder
+    data: str = "skimage:train"              # clean-image folder / a datasets.IMAGE_SETS name, or GT folder
     lq_dir: Optional[str] = None             # paired mode: the degraded images (names match data)
     degradation: str = "noise"               # synthetic mode: a name from degrade.DEGRADATIONS
     level_min: Optional[float] = None        # default: degrade.LEVEL_RANGES
@@ -297,6 +298,7 @@ class Trainer:
         if not path.exists():
             raise FileNotFoundError(f"--resume: no {STATE_FILE} in {self.out}")
         state = torch.load(path, map_location="cpu", weights_only=True)
+        self._warn_changed_options(json.loads(state["config"]))
         self.model.load_state_dict(state["model"])
         self.ema.load_state_dict(state["ema"])
         self.opt.load_state_dict(state["optimizer"])
@@ -308,6 +310,21 @@ class Trainer:
         self.step = int(state["step"])
         self.batches = None
         _truncate_log(self.out / LOG_FILE, self.step)
+
+    # Options a resumed run cannot change: the optimizer and scheduler states restore the saved
+    # learning rate, and the restored RNG states replace the seed's.
+    RESUME_IGNORES = ("lr", "seed")
+
+    def _warn_changed_options(self, saved: dict) -> None:
+        now = dataclasses.asdict(self.cfg)
+        changed = [k for k in now if k in saved and saved[k] != now[k] and k != "out_dir"]
+        if not changed:
+            return
+        parts = [f"{k} {saved[k]!r} -> {now[k]!r}" + (" (ignored: the saved run's value stays)"
+                                                      if k in self.RESUME_IGNORES else "")
+                 for k in changed]
+        warnings.warn("--resume with options that differ from the saved run: " + "; ".join(parts)
+                      + ". Start a new run (another --out-dir) to change what is ignored.", stacklevel=3)
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -373,22 +390,34 @@ def _truncate_log(path: Path, step: int) -> None:
     path.write_text("".join(line + "\n" for line in kept))
 
 
+_NONE = object()   # "--option none" on the command line: set an Optional option to None
+
+
+def _optional(kind):
+    def parse(text: str):
+        return _NONE if text.lower() in ("none", "null") else kind(text)
+    parse.__name__ = kind.__name__
+    return parse
+
+
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="JSON file of training options (flags below override it)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out-dir exactly where it stopped")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     for f in dataclasses.fields(TrainConfig):
+        optional = str(f.type).startswith("Optional")
         kind = type(f.default) if f.default is not None else str
         if f.name in ("level_min", "level_max", "time_budget_s", "grad_clip", "divergence_factor"):
             kind = float
-        p.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=kind, default=None,
-                       help=f"(default: {f.default})")
+        p.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=_optional(kind) if optional else kind,
+                       default=None, help=f"(default: {f.default}" + ("; 'none' unsets it)" if optional else ")"))
 
 
 def config_from_args(args) -> TrainConfig:
     base = dataclasses.asdict(TrainConfig.from_json(args.config)) if args.config else {}
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
                  if getattr(args, f.name) is not None}
+    overrides = {k: None if v is _NONE else v for k, v in overrides.items()}
     return TrainConfig(**{**base, **overrides})
 
 

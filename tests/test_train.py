@@ -1,6 +1,7 @@
 """Training: the loss goes down, checkpoints load, resume is exact, consistency has a gradient."""
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ import torch
 
 from irflow_engine import Engine, load_checkpoint
 from irflow_engine.images import write_image
-from irflow_engine.datasets import smooth_patch
+from irflow_engine.datasets import IMAGE_SETS, load_image_set, smooth_patch
 from irflow_engine.train import TrainConfig, Trainer, TrainingDiverged
 
 
@@ -87,6 +88,21 @@ def test_resume_is_exact(tmp_path, tiny_checkpoint, tiny_data):
     assert losses == expected
 
 
+def test_resume_warns_about_changed_options(tmp_path, tiny_checkpoint, tiny_data):
+    first = Trainer(_config(tmp_path, tiny_checkpoint, tiny_data))
+    first.train_step()
+    first.save()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Trainer(_config(tmp_path, tiny_checkpoint, tiny_data)).resume()   # same options: silent
+    resumed = Trainer(_config(tmp_path, tiny_checkpoint, tiny_data, lr=5e-4, steps=6))
+    with pytest.warns(UserWarning, match="differ from the saved run") as record:
+        resumed.resume()
+    message = str(record[0].message)
+    assert "lr 0.001 -> 0.0005 (ignored" in message and "steps 4 -> 6;" in message
+    assert resumed.opt.param_groups[0]["initial_lr"] == 1e-3   # the saved schedule won
+
+
 def test_resume_truncates_log(tmp_path, tiny_checkpoint, tiny_data):
     cfg = _config(tmp_path, tiny_checkpoint, tiny_data, checkpoint_every=2)
     Trainer(cfg).run(progress=False)
@@ -94,7 +110,8 @@ def test_resume_truncates_log(tmp_path, tiny_checkpoint, tiny_data):
     with open(log, "a") as f:
         f.write(json.dumps({"step": 5, "loss": 1.0}) + "\n")  # written after the last checkpoint
     t = Trainer(_config(tmp_path, tiny_checkpoint, tiny_data, steps=6))
-    t.resume()
+    with pytest.warns(UserWarning, match="steps 4 -> 6"):
+        t.resume()
     assert [json.loads(l)["step"] for l in log.read_text().splitlines()] == [1, 2, 3, 4]
 
 
@@ -240,3 +257,34 @@ def test_divergence_stops_before_update_and_save(tmp_path, tiny_checkpoint, tiny
     assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
     state = torch.load(tmp_path / "run" / "train_state.pt", weights_only=True)
     assert state["step"] == 4
+
+
+def test_image_sets_are_uint8_rgb_and_hold_out_the_eval_images():
+    pytest.importorskip("skimage")
+    sets = {spec: load_image_set(spec) for spec in IMAGE_SETS}
+    for spec, images in sets.items():
+        assert [n for n, _ in images] == list(IMAGE_SETS[spec])
+        for name, img in images:
+            assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3, (spec, name)
+            assert min(img.shape[:2]) >= 48 and np.ptp(img) > 100, (spec, name)  # a real photograph
+    wide = dict(sets["skimage:train-wide"])
+    assert set(dict(sets["skimage:train"])) < set(wide)
+    assert not set(wide) & set(dict(sets["skimage:heldout"]))
+    # the float phantom is scaled to 0-255, not truncated to 0/1
+    assert wide["shepp_logan_phantom"].max() == 255 and len(np.unique(wide["shepp_logan_phantom"])) > 4
+    with pytest.raises(ValueError, match="skimage:train-wide"):
+        load_image_set("skimage:nope")
+
+
+def test_cli_options_override_the_json_and_none_unsets(tmp_path):
+    import argparse
+    from irflow_engine.train import add_train_arguments, config_from_args
+    cfg_file = tmp_path / "c.json"
+    cfg_file.write_text(json.dumps({"steps": 7, "grad_clip": 1.0, "bundle_to": "w.safetensors", "lr": 3e-4}))
+    p = argparse.ArgumentParser()
+    add_train_arguments(p)
+    cfg = config_from_args(p.parse_args(["--config", str(cfg_file), "--steps", "9", "--grad-clip", "none",
+                                         "--bundle-to", "None", "--divergence-factor", "5"]))
+    assert (cfg.steps, cfg.grad_clip, cfg.bundle_to, cfg.divergence_factor, cfg.lr) == (9, None, None, 5.0, 3e-4)
+    with pytest.raises(SystemExit):
+        p.parse_args(["--steps", "none"])      # not an Optional option
