@@ -10,7 +10,8 @@ The objective has the paper's three parts:
 EMA of the weights (β every `ema_every` steps, with an optional warm-up), Adam, cosine learning-rate decay with warm-up,
 optional global gradient-norm clipping, autocast on CUDA. A step whose loss is non-finite or jumps
 above `divergence_factor` × its running mean raises TrainingDiverged before the update (and so
-before any checkpoint of the diverged weights).
+before any checkpoint of the diverged weights); with `divergence_rollbacks`, the run instead goes
+back to its last checkpoint and continues on new batches at half the learning rate.
 
 A run directory holds `model.safetensors` and `ema.safetensors` (our checkpoint format),
 `train_state.pt` (optimizer, scheduler, step, every RNG: `--resume` continues exactly) and
@@ -74,6 +75,7 @@ class TrainConfig:
     consistency_grad_steps: int = 1          # steps at the end of the sampler that carry gradient
     grad_clip: Optional[float] = None        # clip the gradients' global L2 norm to this (None: off)
     divergence_factor: Optional[float] = 20.0  # stop when a step's loss exceeds this × its running mean
+    divergence_rollbacks: int = 0            # instead of stopping: back to the last checkpoint, lr × 0.5
     ema_beta: float = 0.995
     ema_every: int = 10
     ema_warmup: bool = True                  # decay min(β, (1+n)/(10+n)) at the n-th update
@@ -110,6 +112,8 @@ class TrainConfig:
         for name in ("patch", "batch", "steps", "ema_every", "checkpoint_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
+        if self.divergence_rollbacks < 0:
+            raise ValueError("divergence_rollbacks must be >= 0")
         if self.time_budget_s is not None and self.time_budget_s <= 0:
             raise ValueError("time_budget_s must be > 0")
 
@@ -147,6 +151,8 @@ class Trainer:
         self.model.to(self.device).train()
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        self.lr_scale = 1.0                      # halved by each rollback (saved, so --resume keeps it)
+        self.rollbacks = 0
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, self._lr_factor)
         self.amp_dtype = self._amp_dtype()
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
@@ -169,10 +175,10 @@ class Trainer:
     def _lr_factor(self, step: int) -> float:
         cfg = self.cfg
         if step < cfg.warmup:
-            return (step + 1) / cfg.warmup
+            return self.lr_scale * (step + 1) / cfg.warmup
         progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
         cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-        return (cfg.lr_min + (cfg.lr - cfg.lr_min) * cosine) / cfg.lr
+        return self.lr_scale * (cfg.lr_min + (cfg.lr - cfg.lr_min) * cosine) / cfg.lr
 
     def _source(self) -> PatchSource:
         cfg = self.cfg
@@ -254,9 +260,9 @@ class Trainer:
             where = f"{mean:.4g}" if mean is not None else "none yet"
             raise TrainingDiverged(
                 f"training diverged at step {self.step + 1}: loss {loss:.4g} (running mean {where}); the "
-                f"checkpoints in {self.out} are from before it. Resume (--resume) with --grad-clip, raise "
-                f"--divergence-factor if the loss really varies this much, or start a new run with a lower "
-                f"--lr (a resumed run keeps its saved learning-rate schedule)")
+                f"checkpoints in {self.out} are from before it. Resume (--resume) with --grad-clip or "
+                f"--divergence-rollbacks, raise --divergence-factor if the loss really varies this much, or "
+                f"start a new run with a lower --lr (a resumed run keeps its saved learning-rate schedule)")
         self.loss_mean = loss if mean is None else 0.98 * mean + 0.02 * loss
         self.loss_seen += 1
 
@@ -289,6 +295,8 @@ class Trainer:
             "gen": self.gen.get_state(),
             "stream_rng": json.dumps(self.stream.rng.bit_generator.state),
             "config": json.dumps(dataclasses.asdict(self.cfg)),
+            "lr_scale": self.lr_scale,
+            "rollbacks": self.rollbacks,
         }
         with atomic_path(self.out / STATE_FILE) as tmp:
             torch.save(state, tmp)
@@ -299,17 +307,38 @@ class Trainer:
             raise FileNotFoundError(f"--resume: no {STATE_FILE} in {self.out}")
         state = torch.load(path, map_location="cpu", weights_only=True)
         self._warn_changed_options(json.loads(state["config"]))
+        self._load_weights_and_schedule(state)
+        torch.set_rng_state(state["torch_rng"])
+        self.gen.set_state(state["gen"])
+        self.stream.rng.bit_generator.state = json.loads(state["stream_rng"])
+        self.rollbacks = int(state.get("rollbacks", 0))
+        self.batches = None
+
+    def _load_weights_and_schedule(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.ema.load_state_dict(state["ema"])
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["torch_rng"])
-        self.gen.set_state(state["gen"])
-        self.stream.rng.bit_generator.state = json.loads(state["stream_rng"])
+        self.lr_scale = float(state.get("lr_scale", 1.0))
         self.step = int(state["step"])
-        self.batches = None
         _truncate_log(self.out / LOG_FILE, self.step)
+
+    def rollback(self) -> int:
+        """Go back to the last checkpoint after a divergence: its weights, optimizer and step, with
+        the learning rate halved for the rest of the run. The data and time RNGs are not restored,
+        so the steps that follow see new batches. Returns the step it went back to."""
+        path = self.out / STATE_FILE
+        if not path.exists():
+            raise FileNotFoundError(f"no {STATE_FILE} in {self.out} to roll back to")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        scale = self.lr_scale * 0.5
+        self._load_weights_and_schedule(state)
+        self.lr_scale = scale
+        for group, base in zip(self.opt.param_groups, self.sched.base_lrs):
+            group["lr"] = base * self._lr_factor(self.sched.last_epoch)
+        self.rollbacks += 1
+        return self.step
 
     # Options a resumed run cannot change: the optimizer and scheduler states restore the saved
     # learning rate, and the restored RNG states replace the seed's.
@@ -354,7 +383,19 @@ class Trainer:
                    file=sys.stderr, dynamic_ncols=True)
         with open(self.out / LOG_FILE, "a") as log:
             while self.step < cfg.steps:
-                last = self.train_step()
+                try:
+                    last = self.train_step()
+                except TrainingDiverged as error:
+                    if self.rollbacks >= cfg.divergence_rollbacks or not (self.out / STATE_FILE).exists():
+                        raise
+                    diverged_at = self.step + 1
+                    log.flush()
+                    bar.n = self.rollback()
+                    bar.refresh()
+                    print(f"irflow: {error.args[0].split(';')[0]}; rollback {self.rollbacks} of "
+                          f"{cfg.divergence_rollbacks}: back to step {self.step} (from {diverged_at}), "
+                          f"learning rate x{self.lr_scale:g}", file=sys.stderr)
+                    continue
                 bar.update(1)
                 if probe is not None:  # time steps [start + P/2, start + P): past compilation and warm-up
                     if self.step == probe[0]:

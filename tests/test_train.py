@@ -288,3 +288,59 @@ def test_cli_options_override_the_json_and_none_unsets(tmp_path):
     assert (cfg.steps, cfg.grad_clip, cfg.bundle_to, cfg.divergence_factor, cfg.lr) == (9, None, None, 5.0, 3e-4)
     with pytest.raises(SystemExit):
         p.parse_args(["--steps", "none"])      # not an Optional option
+
+
+def _blow_up(trainer, at_steps):
+    """Make the loss NaN whenever the step about to run is in `at_steps` (a mutable set)."""
+    real = trainer.losses
+
+    def losses(lq, gt):
+        loss, v, c = real(lq, gt)
+        if trainer.step + 1 in at_steps:
+            at_steps.discard(trainer.step + 1)
+            return loss * float("nan"), v, c
+        return loss, v, c
+
+    trainer.losses = losses
+
+
+def test_divergence_rollback_goes_back_and_halves_the_lr(tmp_path, tiny_checkpoint, tiny_data):
+    cfg = dict(steps=8, checkpoint_every=2, divergence_rollbacks=1)
+    trainer = Trainer(_config(tmp_path, tiny_checkpoint, tiny_data, **cfg))
+    seen = []
+    real_losses = trainer.losses
+
+    def record(lq, gt):
+        seen.append((trainer.step, lq.clone()))
+        return real_losses(lq, gt)
+
+    trainer.losses = record
+    _blow_up(trainer, {6})
+    last = trainer.run(progress=False)
+    assert trainer.step == 8 and trainer.rollbacks == 1 and trainer.lr_scale == 0.5
+    # step 6 diverged: back to the checkpoint at step 4, then steps 5, 6 again on new batches
+    assert [s for s, _ in seen] == [0, 1, 2, 3, 4, 5, 4, 5, 6, 7]
+    assert not torch.equal(seen[5][1], seen[7][1])
+    steps = [json.loads(l)["step"] for l in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 9))
+    plain = Trainer(_config(tmp_path / "plain", tiny_checkpoint, tiny_data, steps=8))
+    assert last["lr"] == pytest.approx(0.5 * plain._lr_factor(8) * 1e-3)
+    state = torch.load(tmp_path / "run" / "train_state.pt", weights_only=True)
+    assert (state["lr_scale"], state["rollbacks"]) == (0.5, 1)
+    resumed = Trainer(_config(tmp_path, tiny_checkpoint, tiny_data, **cfg))
+    resumed.resume()
+    assert (resumed.lr_scale, resumed.rollbacks) == (0.5, 1)
+
+
+def test_divergence_rollbacks_run_out(tmp_path, tiny_checkpoint, tiny_data):
+    trainer = Trainer(_config(tmp_path, tiny_checkpoint, tiny_data, steps=8, checkpoint_every=2,
+                              divergence_rollbacks=1))
+    _blow_up(trainer, {6, 7})     # diverges at 6, rolls back to 4, diverges again at 7
+    with pytest.raises(TrainingDiverged, match="step 7.*--divergence-rollbacks"):
+        trainer.run(progress=False)
+    assert trainer.rollbacks == 1 and trainer.step == 6
+    early = Trainer(_config(tmp_path / "early", tiny_checkpoint, tiny_data, steps=8, checkpoint_every=4,
+                            divergence_rollbacks=1))
+    _blow_up(early, {2})          # nothing saved yet to go back to: stop
+    with pytest.raises(TrainingDiverged, match="step 2"):
+        early.run(progress=False)
