@@ -161,7 +161,7 @@ class Trainer:
         self.loader = torch.utils.data.DataLoader(self.stream, batch_size=cfg.batch, num_workers=cfg.num_workers)
         self.batches = None
         self.step = 0
-        self.loss_mean: Optional[float] = None   # divergence check (restarts on --resume)
+        self.loss_mean: Optional[float] = None   # divergence check (saved, so --resume keeps it)
         self.loss_seen = 0
 
     # -- set-up -----------------------------------------------------------------------------
@@ -297,6 +297,8 @@ class Trainer:
             "config": json.dumps(dataclasses.asdict(self.cfg)),
             "lr_scale": self.lr_scale,
             "rollbacks": self.rollbacks,
+            "loss_mean": self.loss_mean if self.loss_mean is not None else float("nan"),
+            "loss_seen": self.loss_seen,
         }
         with atomic_path(self.out / STATE_FILE) as tmp:
             torch.save(state, tmp)
@@ -312,7 +314,24 @@ class Trainer:
         self.gen.set_state(state["gen"])
         self.stream.rng.bit_generator.state = json.loads(state["stream_rng"])
         self.rollbacks = int(state.get("rollbacks", 0))
+        self._restore_loss_mean(state)
         self.batches = None
+
+    def _restore_loss_mean(self, state: dict) -> None:
+        """The divergence check's running mean, so that it also guards the first steps after a
+        resume; a state saved before it was kept gets one from the log's last losses."""
+        if "loss_mean" in state:
+            mean = float(state["loss_mean"])
+            self.loss_mean = None if math.isnan(mean) else mean
+            self.loss_seen = int(state["loss_seen"])
+            return
+        path = self.out / LOG_FILE
+        losses = [json.loads(line).get("loss") for line in path.read_text().splitlines()[-50:]
+                  if line.strip()] if path.exists() else []
+        losses = [v for v in losses if isinstance(v, (int, float)) and math.isfinite(v)]
+        if losses:
+            self.loss_mean = sum(losses) / len(losses)
+            self.loss_seen = DIVERGENCE_WARMUP
 
     def _load_weights_and_schedule(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
