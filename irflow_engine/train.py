@@ -153,6 +153,7 @@ class Trainer:
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
         self.lr_scale = 1.0                      # halved by each rollback (saved, so --resume keeps it)
         self.rollbacks = 0
+        self.saved_state = False                 # train_state.pt is this run's (saved or resumed)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, self._lr_factor)
         self.amp_dtype = self._amp_dtype()
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
@@ -302,6 +303,7 @@ class Trainer:
         }
         with atomic_path(self.out / STATE_FILE) as tmp:
             torch.save(state, tmp)
+        self.saved_state = True
 
     def resume(self) -> None:
         path = self.out / STATE_FILE
@@ -316,6 +318,7 @@ class Trainer:
         self.rollbacks = int(state.get("rollbacks", 0))
         self._restore_loss_mean(state)
         self.batches = None
+        self.saved_state = True
 
     def _restore_loss_mean(self, state: dict) -> None:
         """The divergence check's running mean, so that it also guards the first steps after a
@@ -347,10 +350,9 @@ class Trainer:
         """Go back to the last checkpoint after a divergence: its weights, optimizer and step, with
         the learning rate halved for the rest of the run. The data and time RNGs are not restored,
         so the steps that follow see new batches. Returns the step it went back to."""
-        path = self.out / STATE_FILE
-        if not path.exists():
-            raise FileNotFoundError(f"no {STATE_FILE} in {self.out} to roll back to")
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        if not self.saved_state:   # a train_state.pt there may be an older run's
+            raise FileNotFoundError(f"this run has saved no {STATE_FILE} in {self.out} to roll back to")
+        state = torch.load(self.out / STATE_FILE, map_location="cpu", weights_only=True)
         scale = self.lr_scale * 0.5
         self._load_weights_and_schedule(state)
         self.lr_scale = scale
@@ -405,7 +407,7 @@ class Trainer:
                 try:
                     last = self.train_step()
                 except TrainingDiverged as error:
-                    if self.rollbacks >= cfg.divergence_rollbacks or not (self.out / STATE_FILE).exists():
+                    if self.rollbacks >= cfg.divergence_rollbacks or not self.saved_state:
                         raise
                     diverged_at = self.step + 1
                     log.flush()

@@ -341,7 +341,9 @@ def test_divergence_rollbacks_run_out(tmp_path, tiny_checkpoint, tiny_data):
     assert trainer.rollbacks == 1 and trainer.step == 6
     early = Trainer(_config(tmp_path / "early", tiny_checkpoint, tiny_data, steps=8, checkpoint_every=4,
                             divergence_rollbacks=1))
-    _blow_up(early, {2})          # nothing saved yet to go back to: stop
+    (tmp_path / "early" / "run").mkdir(parents=True)
+    (tmp_path / "run" / "train_state.pt").rename(tmp_path / "early" / "run" / "train_state.pt")
+    _blow_up(early, {2})          # nothing saved yet by this run (the state there is another's): stop
     with pytest.raises(TrainingDiverged, match="step 2"):
         early.run(progress=False)
 
