@@ -176,10 +176,12 @@ class Trainer:
     def _lr_factor(self, step: int) -> float:
         cfg = self.cfg
         if step < cfg.warmup:
-            return self.lr_scale * (step + 1) / cfg.warmup
-        progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-        cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-        return self.lr_scale * (cfg.lr_min + (cfg.lr - cfg.lr_min) * cosine) / cfg.lr
+            factor = (step + 1) / cfg.warmup
+        else:
+            progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+            cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+            factor = (cfg.lr_min + (cfg.lr - cfg.lr_min) * cosine) / cfg.lr
+        return self.lr_scale * factor
 
     def _source(self) -> PatchSource:
         cfg = self.cfg
@@ -316,25 +318,13 @@ class Trainer:
         self.gen.set_state(state["gen"])
         self.stream.rng.bit_generator.state = json.loads(state["stream_rng"])
         self.rollbacks = int(state.get("rollbacks", 0))
-        self._restore_loss_mean(state)
+        # the divergence check's running mean, so that it also guards the first steps after a
+        # resume (a state saved before it was kept restarts the check's warm-up)
+        mean = float(state.get("loss_mean", float("nan")))
+        self.loss_mean = None if math.isnan(mean) else mean
+        self.loss_seen = int(state.get("loss_seen", 0))
         self.batches = None
         self.saved_state = True
-
-    def _restore_loss_mean(self, state: dict) -> None:
-        """The divergence check's running mean, so that it also guards the first steps after a
-        resume; a state saved before it was kept gets one from the log's last losses."""
-        if "loss_mean" in state:
-            mean = float(state["loss_mean"])
-            self.loss_mean = None if math.isnan(mean) else mean
-            self.loss_seen = int(state["loss_seen"])
-            return
-        path = self.out / LOG_FILE
-        losses = [json.loads(line).get("loss") for line in path.read_text().splitlines()[-50:]
-                  if line.strip()] if path.exists() else []
-        losses = [v for v in losses if isinstance(v, (int, float)) and math.isfinite(v)]
-        if losses:
-            self.loss_mean = sum(losses) / len(losses)
-            self.loss_seen = DIVERGENCE_WARMUP
 
     def _load_weights_and_schedule(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
