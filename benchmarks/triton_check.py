@@ -84,9 +84,13 @@ class Report:
         print(f"{'PASS' if ok else 'FAIL'}  {name}: {detail}", flush=True)
 
 
-def check_accuracy(report: Report, label: str, model, images, device):
+def check_accuracy(report: Report, label: str, model, images, device, conv: str = "cudnn"):
     from irflow_engine.backends import build_backend
+    from irflow_engine.backends.triton import TritonBackend
     from irflow_engine.flow import make_schedule
+
+    if conv != "cudnn":
+        label = f"{label} conv={conv}"
 
     for steps in (1, 3):
         schedule = make_schedule(steps, "euler")
@@ -95,7 +99,8 @@ def check_accuracy(report: Report, label: str, model, images, device):
         del eager
         for precision, tol in TOLERANCE.items():
             t0 = time.perf_counter()
-            fused = build_backend("triton", model, schedule, precision, device)
+            fused = (build_backend("triton", model, schedule, precision, device) if conv == "cudnn"
+                     else TritonBackend(model, schedule, precision, device, conv=conv))
             for y, ref in zip(images, refs):
                 out = fused.restore(y)
                 err = rel_err(out, ref)
@@ -146,14 +151,15 @@ def check_graph_cache_and_threads(report: Report, model, image, device):
     report.check("threads on separate streams", worst <= 1e-6, f"rel diff vs single-threaded {worst:.2e}")
 
 
-def profile_loop(model, device, width: int, height: int, steps: int, precision: str, top: int = 20):
+def profile_loop(model, device, width: int, height: int, steps: int, precision: str, top: int = 20,
+                 conv: str = "cudnn"):
     """Per-kernel CUDA time of one uncaptured loop (the captured graph runs the same kernels)."""
     from torch.profiler import ProfilerActivity, profile
 
     from irflow_engine.backends.triton import TritonBackend
     from irflow_engine.flow import make_schedule
 
-    backend = TritonBackend(model, make_schedule(steps, "euler"), precision, device)
+    backend = TritonBackend(model, make_schedule(steps, "euler"), precision, device, conv=conv)
     y = torch.rand(1, 3, height, width, device=device)
     out = torch.empty_like(y)
     with torch.no_grad():
@@ -181,7 +187,8 @@ def profile_loop(model, device, width: int, height: int, steps: int, precision: 
             groups["conv/gemm"] += us
         else:
             groups["other"] += us
-    print(f"\n== where the time goes: irflow-unet64 {width}x{height} K={steps} {precision}, one uncaptured loop, "
+    print(f"\n== where the time goes: irflow-unet64 {width}x{height} K={steps} {precision} conv={conv}, "
+          "one uncaptured loop, "
           f"{total / 1e3:.1f} ms of kernel time")
     for k, us in groups.items():
         print(f"  {k:10s} {us / 1e3:8.2f} ms  {100 * us / total:5.1f} %")
@@ -218,6 +225,7 @@ def main(argv=None) -> int:
         pass
     if args.profile_only:
         result["profile"] = profile_loop(unet64_model(), device, 1280, 720, 3, "fp16")
+        result["profile_conv_triton"] = profile_loop(unet64_model(), device, 1280, 720, 3, "fp16", conv="triton")
         if args.json:
             Path(args.json).write_text(json.dumps(result, indent=2))
         return 0
@@ -226,9 +234,12 @@ def main(argv=None) -> int:
         check_accuracy(report, "golden-nf8-d3", golden, images, device)
         check_graph_cache_and_threads(report, golden, card, device)
         # The issue's bar: fp16 / bf16 against eager fp32 with trained weights on a real photograph.
-        check_accuracy(report, "irflow-denoise-s(trained)", trained_denoiser(), [noisy_photo(device)], device)
+        photo = [noisy_photo(device)]
+        check_accuracy(report, "irflow-denoise-s(trained)", trained_denoiser(), photo, device)
+        check_accuracy(report, "irflow-denoise-s(trained)", trained_denoiser(), photo, device, conv="triton")
         if not args.skip_unet64:
             check_accuracy(report, "irflow-unet64(random)", unet64_model(), images, device)
+            check_accuracy(report, "irflow-unet64(random)", unet64_model(), images, device, conv="triton")
     if args.profile:
         # The ceiling is a property of the card: the loop itself is timed by irflow-bench-latency.
         result["profile"] = profile_loop(unet64_model(), device, 1280, 720, 3, "fp16")

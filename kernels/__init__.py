@@ -5,6 +5,7 @@ arguments and picks block sizes (`<op>`), and the plain-PyTorch reference (`<op>
 side by side. Every op reads and writes channels-last activations (a contiguous N×H×W×C view of
 a `torch.channels_last` N×C×H×W tensor), stores fp32, fp16 or bf16, and accumulates in fp32.
 
+    conv3x3.py             3×3 conv as implicit GEMM + fused ResBlock epilogues (conv="triton")
     film_silu.py           x·(scale+1)+shift, SiLU            (ResBlock block 1 epilogue)
     silu_residual.py       SiLU(h) + residual                 (ResBlock block 2 epilogue)
     channel_layernorm.py   LayerNorm over C, gain, (+ residual) (PreNorm; attention output)

@@ -68,6 +68,21 @@ def test_triton_fp16_close_to_eager_fp32(device, golden_model, lq):
     assert rel_err(fused.restore(y).cpu(), eager.restore(y).cpu()) <= FP16_TOL
 
 
+@pytest.mark.parametrize("precision,steps,tol", [("fp32", 3, FP32_TOL), ("fp16", 1, FP16_TOL)])
+def test_triton_conv_kernel_equals_eager(device, golden_model, lq, precision, steps, tol):
+    """conv="triton": every 3×3 conv on the implicit-GEMM kernel, ResBlock epilogues fused."""
+    schedule = make_schedule(steps, "euler")
+    eager = build_backend("eager", golden_model, schedule, "fp32", device)
+    fused = TritonBackend(golden_model, schedule, precision, device, conv="triton", cudnn_benchmark=True)
+    y = lq.to(device)
+    assert rel_err(fused.restore(y).cpu(), eager.restore(y).cpu()) <= tol
+
+
+def test_unknown_conv_impl_is_an_error(device, golden_model):
+    with pytest.raises(ValueError, match="unknown convolution implementation 'winograd'"):
+        TritonBackend(golden_model, make_schedule(1), "fp32", device, conv="winograd")
+
+
 @pytest.mark.parametrize("steps", [2, 3])  # K = 2: Euler + paired step; K = 3: Heun steps
 def test_triton_heun_plans_equal_eager(device, one_level_model, steps):
     eager, fused = _pair(one_level_model, make_schedule(steps, "heun"), "fp32", device)

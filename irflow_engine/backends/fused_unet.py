@@ -9,10 +9,13 @@ Built once per (model, schedule, precision, device) by the "triton" backend:
 - **Layout and precision.** Activations are channels-last N×C×H×W tensors (N×H×W×C in memory)
   in the storage dtype (fp32, fp16 or bf16); weights are cast and laid out once. The sampler
   state x stays fp32 NCHW in every precision, as in the eager backend.
-- **Kernels.** Convolutions run on cuDNN (PyTorch); the glue between them is the Triton ops of
-  `irflow_engine.kernels`: FiLM+SiLU after each ResBlock's first conv, SiLU+residual after its
-  second, channel LayerNorm (the output norm fused with the attention block's residual add),
-  the linear-attention core, and the velocity head fused with the Euler/Heun update.
+- **Kernels.** Convolutions run on cuDNN (PyTorch) by default; the glue between them is the
+  Triton ops of `irflow_engine.kernels`: FiLM+SiLU after each ResBlock's first conv,
+  SiLU+residual after its second, channel LayerNorm (the output norm fused with the attention
+  block's residual add), the linear-attention core, and the velocity head fused with the
+  Euler/Heun update. With `conv="triton"` every 3×3 stride-1 convolution runs on the Triton
+  implicit-GEMM kernel instead, with the ResBlock epilogues (FiLM+SiLU, SiLU+residual) fused
+  into it; the other convolutions (7×7 stem, 4×4 stride-2 downsamples, 1×1) stay on cuDNN.
 
 `FusedSampler.run(y, out)` performs the whole K-step loop with no host synchronisation and no
 allocation outside PyTorch's allocator, which is what makes it capturable as one CUDA graph.
@@ -27,6 +30,7 @@ import torch.nn.functional as F
 
 from ..flow import EulerStep, HeunStep, PairStep, Schedule
 from ..kernels.channel_layernorm import channel_layernorm
+from ..kernels.conv3x3 import conv3x3, pack_conv3x3_weight
 from ..kernels.film_silu import film_silu
 from ..kernels.linear_attention import linear_attention
 from ..kernels.silu_residual import silu_residual
@@ -61,6 +65,38 @@ class _Conv:
         return _channels_last(F.conv2d(x, self.weight, self.bias, self.stride, self.padding))
 
 
+class _TritonConv3x3:
+    """A 3×3, stride-1, padding-1 Conv2d on the Triton kernel; `epilogue` as in `conv3x3`."""
+
+    def __init__(self, conv: torch.nn.Conv2d, dtype: torch.dtype):
+        self.weight = pack_conv3x3_weight(conv.weight, dtype)
+        self.bias = None if conv.bias is None else conv.bias.detach().float().contiguous()
+        self.c_out = conv.out_channels
+
+    def __call__(self, x: torch.Tensor, **epilogue) -> torch.Tensor:
+        n, _, h, w = x.shape
+        y = torch.empty((n, self.c_out, h, w), dtype=x.dtype, device=x.device, memory_format=CHANNELS_LAST)
+        if "residual" in epilogue:
+            epilogue["residual"] = _nhwc(epilogue["residual"])
+        conv3x3(_nhwc(x), self.weight, self.bias, out=_nhwc(y), **epilogue)
+        return y
+
+
+CONV_IMPLS = ("cudnn", "triton")
+
+
+def _is_conv3x3(conv: torch.nn.Conv2d) -> bool:
+    return (tuple(conv.kernel_size) == (3, 3) and tuple(conv.stride) == (1, 1) and tuple(conv.padding) == (1, 1)
+            and tuple(conv.dilation) == (1, 1) and conv.groups == 1)
+
+
+def make_conv(conv: torch.nn.Conv2d, dtype: torch.dtype, impl: str):
+    """The Triton kernel for 3×3 stride-1 convs when `impl == "triton"`, else cuDNN."""
+    if impl == "triton" and _is_conv3x3(conv):
+        return _TritonConv3x3(conv, dtype)
+    return _Conv(conv, dtype)
+
+
 class FiLMTable:
     """A ResBlock's folded FiLM parameters: fp32 [evaluations, 2, C] (scale row, shift row)."""
 
@@ -75,18 +111,21 @@ class FiLMTable:
 
 
 class _FusedResBlock:
-    def __init__(self, block: ResBlock, embeddings, dtype):
-        self.conv1 = _Conv(block.block1.proj, dtype)
-        self.conv2 = _Conv(block.block2.proj, dtype)
+    def __init__(self, block: ResBlock, embeddings, dtype, conv_impl: str = "cudnn"):
+        self.conv1 = make_conv(block.block1.proj, dtype, conv_impl)
+        self.conv2 = make_conv(block.block2.proj, dtype, conv_impl)
         self.res_conv = None if isinstance(block.res_conv, torch.nn.Identity) else _Conv(block.res_conv, dtype)
         self.film = FiLMTable(block, embeddings)
 
     def __call__(self, x: torch.Tensor, evaluation: int) -> torch.Tensor:
         scale, shift = self.film.scale_shift(evaluation)
+        residual = x if self.res_conv is None else self.res_conv(x)
+        if isinstance(self.conv1, _TritonConv3x3):  # epilogues fused into the convolutions
+            h = self.conv1(x, epilogue="film_silu", scale=scale, shift=shift)
+            return self.conv2(h, epilogue="silu_residual", residual=residual)
         h = self.conv1(x)
         film_silu(_nhwc(h), scale, shift, out=_nhwc(h))
         h = self.conv2(h)
-        residual = x if self.res_conv is None else self.res_conv(x)
         silu_residual(_nhwc(h), _nhwc(residual), out=_nhwc(h))
         return h
 
@@ -117,8 +156,8 @@ class _FusedAttention:
 
 
 class _Upsample:
-    def __init__(self, seq, dtype):
-        self.conv = _Conv(seq[1], dtype)
+    def __init__(self, seq, dtype, conv_impl: str = "cudnn"):
+        self.conv = make_conv(seq[1], dtype, conv_impl)
 
     def __call__(self, x):
         return self.conv(F.interpolate(x, scale_factor=2, mode="nearest"))
@@ -132,7 +171,9 @@ class FusedUNet:
     """
 
     def __init__(self, model: ConditionalUNet, times: Sequence[int], dtype: torch.dtype,
-                 device: torch.device):
+                 device: torch.device, conv_impl: str = "cudnn"):
+        if conv_impl not in CONV_IMPLS:
+            raise ValueError(f"unknown convolution implementation {conv_impl!r}; choose one of {CONV_IMPLS}")
         model = model.to(device).eval().requires_grad_(False)
         self.dtype = dtype
         self.pad_multiple = model.config.pad_multiple
@@ -141,18 +182,20 @@ class FusedUNet:
             embeddings = [model.time_embedding(t, device).float() for t in times]
 
             def res(block):
-                return _FusedResBlock(block, embeddings, dtype)
+                return _FusedResBlock(block, embeddings, dtype, conv_impl)
 
             self.init_conv = _Conv(model.init_conv, dtype)
             self.downs = []
             for block1, block2, attn, down in model.downs:
-                self.downs.append((res(block1), res(block2), _FusedAttention(attn, dtype), _Conv(down, dtype)))
+                self.downs.append((res(block1), res(block2), _FusedAttention(attn, dtype),
+                                   make_conv(down, dtype, conv_impl)))
             self.mid_block1 = res(model.mid_block1)
             self.mid_attn = _FusedAttention(model.mid_attn, dtype)
             self.mid_block2 = res(model.mid_block2)
             self.ups = []
             for block1, block2, attn, up in model.ups:
-                up_op = _Conv(up, dtype) if isinstance(up, torch.nn.Conv2d) else _Upsample(up, dtype)
+                up_op = (make_conv(up, dtype, conv_impl) if isinstance(up, torch.nn.Conv2d)
+                         else _Upsample(up, dtype, conv_impl))
                 self.ups.append((res(block1), res(block2), _FusedAttention(attn, dtype), up_op))
             self.final_res_block = res(model.final_res_block)
             self.head_weight = pack_velocity_weight(model.final_conv.weight, dtype)
@@ -174,9 +217,10 @@ class FusedUNet:
 class FusedSampler:
     """The schedule's K-step loop on a `FusedUNet`; evaluation e uses the e-th folded time."""
 
-    def __init__(self, model: ConditionalUNet, schedule: Schedule, dtype: torch.dtype, device: torch.device):
+    def __init__(self, model: ConditionalUNet, schedule: Schedule, dtype: torch.dtype, device: torch.device,
+                 conv_impl: str = "cudnn"):
         self.schedule = schedule
-        self.net = FusedUNet(model, schedule.times, dtype, device)
+        self.net = FusedUNet(model, schedule.times, dtype, device, conv_impl)
 
     def run(self, y: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """x̂0 from fp32 contiguous N×3×H×W `y`, written into `out` (same shape, fp32); `y` is kept."""

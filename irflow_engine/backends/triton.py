@@ -22,6 +22,7 @@ needs CUDA — the backend never falls back to eager silently.
 from __future__ import annotations
 
 import collections
+import contextlib
 import threading
 from dataclasses import dataclass
 from typing import Callable, Dict, Hashable, Optional, Tuple
@@ -32,6 +33,17 @@ from ..kernels import interpreter_enabled, triton_unavailable_reason
 from .base import AUTOCAST_DTYPES, Backend, BackendUnavailable
 
 STORAGE_DTYPES: Dict[str, torch.dtype] = {"fp32": torch.float32, **AUTOCAST_DTYPES}
+
+
+@contextlib.contextmanager
+def _cudnn_benchmark(on: bool):
+    """torch.backends.cudnn.benchmark = on inside the block (only that flag; restored after)."""
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = on
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
 
 
 @dataclass
@@ -102,7 +114,11 @@ class TritonBackend(Backend):
     # pick its algorithms (neither may happen during capture).
     warmup_runs = 2
 
-    def __init__(self, model, schedule, precision, device, *, max_graphs: Optional[int] = None):
+    def __init__(self, model, schedule, precision, device, *, max_graphs: Optional[int] = None,
+                 conv: str = "cudnn", cudnn_benchmark: bool = False):
+        """`conv`: "cudnn" or "triton" (3×3 convs on the Triton kernel with fused epilogues);
+        `cudnn_benchmark`: let cuDNN time its algorithms for each shape during the warm-up runs
+        before capture (torch.backends.cudnn.benchmark, set only around the warm-up and capture)."""
         super().__init__(model, schedule, precision, device)
         reason = self.unavailable_reason(self.device, precision)
         if reason is not None:
@@ -110,7 +126,8 @@ class TritonBackend(Backend):
         from .fused_unet import FusedSampler  # imports Triton: only once it is known to work
 
         self.dtype = STORAGE_DTYPES[precision]
-        self.sampler = FusedSampler(model, schedule, self.dtype, self.device)
+        self.sampler = FusedSampler(model, schedule, self.dtype, self.device, conv)
+        self.cudnn_benchmark = cudnn_benchmark
         self.cuda_graphs = self.device.type == "cuda"
         self._lock = threading.Lock()
         self._last_replay: Optional["torch.cuda.Event"] = None
@@ -158,13 +175,14 @@ class TritonBackend(Backend):
         current = torch.cuda.current_stream(self.device)
         side = torch.cuda.Stream(self.device)
         side.wait_stream(current)
-        with torch.cuda.stream(side):
-            for _ in range(self.warmup_runs):
+        with _cudnn_benchmark(self.cudnn_benchmark):
+            with torch.cuda.stream(side):
+                for _ in range(self.warmup_runs):
+                    self.sampler.run(static_in, static_out)
+            current.wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
                 self.sampler.run(static_in, static_out)
-        current.wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            self.sampler.run(static_in, static_out)
         return CapturedLoop(graph, static_in, static_out)
 
     def _wait_idle(self) -> None:
