@@ -48,6 +48,7 @@ grep -E "irflow: CUDA path|irflow: OpenMP" "$work/build.log" | sed 's/^ *//'
 echo "built at ${SECONDS}s"
 
 benchmark() {
+res="${RES:-1280x720,1920x1080}"
 echo "== benchmark (alone on the GPU)"
 # Where the time of one fused loop goes, kernel by kernel (the issue asks for it while the
 # target is missed); first, as it is short and the most useful number to have.
@@ -62,7 +63,7 @@ if [[ "${CONV_BENCH:-1}" == 1 ]]; then
     || { tail -5 "$work/conv_bench.log"; echo "CONV BENCH FAILED or timed out"; }
   grep -E "^ |^==|per evaluation|^ *[0-9]" "$work/conv_bench.log" | head -40
 fi
-res="${RES:-1280x720,1920x1080}"
+
 bench() {  # bench NAME TIMEOUT_S ARGS...: one irflow-bench-latency process, JSON to $work/bench_NAME.json
   local name="$1" limit="$2"; shift 2
   local left=$(( deadline - SECONDS ))
