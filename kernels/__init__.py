@@ -8,7 +8,9 @@ a `torch.channels_last` N×C×H×W tensor), stores fp32, fp16 or bf16, and accum
     conv3x3.py             3×3 conv as implicit GEMM + fused ResBlock epilogues (conv="triton")
     film_silu.py           x·(scale+1)+shift, SiLU            (ResBlock block 1 epilogue)
     silu_residual.py       SiLU(h) + residual                 (ResBlock block 2 epilogue)
-    channel_layernorm.py   LayerNorm over C, gain, (+ residual) (PreNorm; attention output)
+    upsample_nearest.py    nearest 2× upsampling, channels-last (the decoder's Upsample)
+    concat_channels.py     [a, b] along C (the U-Net skip concatenations)
+    channel_layernorm.py   (+ bias,) LayerNorm over C, gain, (+ residual) (PreNorm; attention output)
     linear_attention.py    softmaxes, k·vᵀ context, contextᵀ·q (the attention core)
     velocity_euler.py      3×3 velocity head + x ← x − w·D     (end of every network step)
 

@@ -25,20 +25,22 @@ SHAPES = [(1, 23, 25, 24), (1, 3, 3, 200), (2, 9, 11, 3)]
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("with_residual", [False, True])
-def test_channel_layernorm_matches_reference(env, shape, with_residual):
+@pytest.mark.parametrize("with_residual,with_bias", [(False, False), (True, False), (True, True)])
+def test_channel_layernorm_matches_reference(env, shape, with_residual, with_bias):
     device, op = env
     g = torch.Generator().manual_seed(0)
     gain = (1 + 0.5 * torch.randn(shape[-1], generator=g)).to(device)
+    bias = (2 * torch.randn(shape[-1], generator=g)).to(device) if with_bias else None
     for dtype in dtypes_here(device):
         # An offset mean checks that the variance is taken about it.
         x = (3 + 2 * torch.randn(shape, generator=g)).to(device, dtype)
         res = torch.randn(shape, generator=g).to(device, dtype) if with_residual else None
         out = poisoned(shape, dtype, device)
-        got = op.channel_layernorm(x, gain, residual=res, out=out)
+        got = op.channel_layernorm(x, gain, residual=res, out=out, bias=bias)
         assert got is out
-        expected = op.channel_layernorm_reference(x, gain, residual=res)
-        assert_close_report(got, expected, REL_TOL[dtype], f"{dtype} {shape} residual={with_residual}")
+        expected = op.channel_layernorm_reference(x, gain, residual=res, bias=bias)
+        assert_close_report(got, expected, REL_TOL[dtype],
+                            f"{dtype} {shape} residual={with_residual} bias={with_bias}")
 
 
 def test_reference_equals_model_layernorm(env):
@@ -56,6 +58,9 @@ def test_reference_equals_model_layernorm(env):
 
 def test_channel_layernorm_rejects_bad_arguments(env):
     device, op = env
+    with pytest.raises(ValueError, match=r"bias has shape \(5,\), expected \(6,\)"):
+        op.channel_layernorm(torch.zeros(1, 3, 5, 6, device=device), torch.ones(6, device=device),
+                             bias=torch.zeros(5, device=device))
     x = torch.zeros(1, 3, 5, 6, device=device)
     with pytest.raises(ValueError, match=r"g has shape \(5,\), expected \(6,\)"):
         op.channel_layernorm(x, torch.ones(5, device=device))

@@ -21,8 +21,8 @@ SCRIPT = textwrap.dedent(r'''
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
-    from irflow_engine.kernels import (channel_layernorm, film_silu, linear_attention, silu_residual,
-                                       velocity_euler)
+    from irflow_engine.kernels import (channel_layernorm, concat_channels, conv3x3, film_silu, linear_attention,
+                                       silu_residual, upsample_nearest, velocity_euler)
 
     if "nvidia" not in triton.backends.backends:
         print("SKIP: this Triton has no NVIDIA backend")
@@ -45,8 +45,18 @@ SCRIPT = textwrap.dedent(r'''
         compile_for_h100(silu_residual._silu_residual_kernel,
                          {"h_ptr": T, "res_ptr": T, "out_ptr": T}, {"BLOCK": 1024})
         compile_for_h100(channel_layernorm._channel_layernorm_kernel,
-                         {"x_ptr": T, "g_ptr": F32, "res_ptr": T, "out_ptr": T, "eps": "fp32"},
-                         {"HAS_RESIDUAL": True, "BLOCK_M": 16, "BLOCK_C": 256})
+                         {"x_ptr": T, "g_ptr": F32, "bias_ptr": F32, "res_ptr": T, "out_ptr": T, "eps": "fp32"},
+                         {"HAS_BIAS": True, "HAS_RESIDUAL": True, "BLOCK_M": 16, "BLOCK_C": 256})
+        compile_for_h100(upsample_nearest._upsample_nearest2x_kernel, {"x_ptr": T, "out_ptr": T},
+                         {"BLOCK_P": 32, "BLOCK_C": 128})
+        compile_for_h100(concat_channels._concat_channels_kernel, {"a_ptr": T, "b_ptr": T, "out_ptr": T},
+                         {"BLOCK_P": 16, "BLOCK_C": 256})
+        for epilogue in (1, 2):
+            compile_for_h100(conv3x3._conv3x3_kernel,
+                             {"x_ptr": T, "w_ptr": T, "bias_ptr": F32, "scale_ptr": F32, "shift_ptr": F32,
+                              "res_ptr": T, "out_ptr": T},
+                             {"HAS_BIAS": True, "EPILOGUE": epilogue, "IEEE": exact,
+                              "BLOCK_M": 128, "BLOCK_N": 64, "BLOCK_K": 32})
         compile_for_h100(linear_attention._linear_attention_context_kernel,
                          {"qkv_ptr": T, "part_m_ptr": F32, "part_l_ptr": F32, "part_acc_ptr": F32},
                          {"D": 32, "BLOCK_P": 64, "EXACT_F32": exact})

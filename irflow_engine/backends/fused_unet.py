@@ -13,9 +13,13 @@ Built once per (model, schedule, precision, device) by the "triton" backend:
   Triton ops of `irflow_engine.kernels`: FiLM+SiLU after each ResBlock's first conv,
   SiLU+residual after its second, channel LayerNorm (the output norm fused with the attention
   block's residual add), the linear-attention core, and the velocity head fused with the
-  Euler/Heun update. With `conv="triton"` every 3×3 stride-1 convolution runs on the Triton
+  Euler/Heun update; PyTorch's own glue between the convolutions is replaced too: the skip
+  concatenations (`concat_channels`), the decoder's nearest 2× upsampling (`upsample_nearest2x`),
+  and the attention output projection's bias add (folded into the output norm's kernel).
+  With `conv="triton"` every 3×3 stride-1 convolution runs on the Triton
   implicit-GEMM kernel instead, with the ResBlock epilogues (FiLM+SiLU, SiLU+residual) fused
   into it; the other convolutions (7×7 stem, 4×4 stride-2 downsamples, 1×1) stay on cuDNN.
+  It is off by default: on an H200 it was 1.7× slower than cuDNN (docs/PERF.md).
 
 `FusedSampler.run(y, out)` performs the whole K-step loop with no host synchronisation and no
 allocation outside PyTorch's allocator, which is what makes it capturable as one CUDA graph.
@@ -30,10 +34,12 @@ import torch.nn.functional as F
 
 from ..flow import EulerStep, HeunStep, PairStep, Schedule
 from ..kernels.channel_layernorm import channel_layernorm
+from ..kernels.concat_channels import concat_channels
 from ..kernels.conv3x3 import conv3x3, pack_conv3x3_weight
 from ..kernels.film_silu import film_silu
 from ..kernels.linear_attention import linear_attention
 from ..kernels.silu_residual import silu_residual
+from ..kernels.upsample_nearest import upsample_nearest2x
 from ..kernels.velocity_euler import pack_velocity_weight, velocity_euler
 from ..models.unet import ConditionalUNet, ResBlock, reflect_pad, unet_walk
 
@@ -50,7 +56,11 @@ def _channels_last(t: torch.Tensor) -> torch.Tensor:
 
 
 def _cat_channels_last(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return _channels_last(torch.cat([a, b], dim=1))
+    """torch.cat([a, b], dim=1) of channels-last maps, on the Triton copy kernel."""
+    n, ca, h, w = a.shape
+    out = torch.empty((n, ca + b.shape[1], h, w), dtype=a.dtype, device=a.device, memory_format=CHANNELS_LAST)
+    concat_channels(_nhwc(_channels_last(a)), _nhwc(_channels_last(b)), out=_nhwc(out))
+    return out
 
 
 class _Conv:
@@ -140,6 +150,9 @@ class _FusedAttention:
         self.norm_g = prenorm.norm.g.detach().reshape(-1).float().contiguous()
         self.to_qkv = _Conv(attn.to_qkv, dtype)
         self.to_out = _Conv(attn.to_out[0], dtype)
+        # The projection's bias is added inside the output norm's kernel (no separate pass).
+        self.to_out.bias = None
+        self.to_out_bias = attn.to_out[0].bias.detach().float().contiguous()
         self.out_norm_g = attn.to_out[1].g.detach().reshape(-1).float().contiguous()
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -151,7 +164,7 @@ class _FusedAttention:
                           memory_format=CHANNELS_LAST)
         linear_attention(_nhwc(qkv), self.heads, self.dim_head, out=_nhwc(att))
         y = self.to_out(att)
-        channel_layernorm(_nhwc(y), self.out_norm_g, residual=_nhwc(x), out=_nhwc(y))
+        channel_layernorm(_nhwc(y), self.out_norm_g, residual=_nhwc(x), out=_nhwc(y), bias=self.to_out_bias)
         return y
 
 
@@ -160,7 +173,10 @@ class _Upsample:
         self.conv = make_conv(seq[1], dtype, conv_impl)
 
     def __call__(self, x):
-        return self.conv(F.interpolate(x, scale_factor=2, mode="nearest"))
+        n, c, h, w = x.shape
+        up = torch.empty((n, c, 2 * h, 2 * w), dtype=x.dtype, device=x.device, memory_format=CHANNELS_LAST)
+        upsample_nearest2x(_nhwc(x), out=_nhwc(up))
+        return self.conv(up)
 
 
 class FusedUNet:
