@@ -78,6 +78,28 @@ def test_triton_conv_kernel_equals_eager(device, golden_model, lq, precision, st
     assert rel_err(fused.restore(y).cpu(), eager.restore(y).cpu()) <= tol
 
 
+def test_a_failed_capture_is_retried_once_then_reported(device, golden_model, monkeypatch):
+    """The retry logic of `_capture` (the capture itself needs a GPU; `_capture_once` is faked)."""
+    backend = TritonBackend(golden_model, make_schedule(1), "fp32", device)
+    calls = []
+
+    def flaky(shape, dtype):
+        calls.append(shape)
+        if len(calls) == 1:
+            raise RuntimeError("cuDNN error: CUDNN_STATUS_INTERNAL_ERROR")
+        return "captured"
+
+    monkeypatch.setattr(backend, "_capture_once", flaky)
+    assert backend._capture((1, 3, 8, 8), torch.float32) == "captured" and len(calls) == 2
+
+    def broken(shape, dtype):
+        raise RuntimeError("operation failed due to a previous error during capture")
+
+    monkeypatch.setattr(backend, "_capture_once", broken)
+    with pytest.raises(RuntimeError, match=r"input shape \(1, 3, 8, 8\) failed 2 times: .*previous error"):
+        backend._capture((1, 3, 8, 8), torch.float32)
+
+
 def test_unknown_conv_impl_is_an_error(device, golden_model):
     with pytest.raises(ValueError, match="unknown convolution implementation 'winograd'"):
         TritonBackend(golden_model, make_schedule(1), "fp32", device, conv="winograd")

@@ -169,7 +169,27 @@ class TritonBackend(Backend):
     def _key(self, shape, dtype) -> Tuple:
         return (tuple(int(s) for s in shape), dtype)
 
+    capture_attempts = 2
+
     def _capture(self, shape: Tuple[int, ...], dtype: torch.dtype) -> CapturedLoop:
+        """Warm up and capture the loop for `shape`; a capture that fails is retried once.
+
+        On an H200 a capture failed twice (cuDNN INTERNAL_ERROR inside the capture, while other
+        processes shared the GPU) and succeeded when run again, so one failure is not final; a
+        second one is raised with the first in its message.
+        """
+        errors = []
+        for _ in range(self.capture_attempts):
+            try:
+                return self._capture_once(shape, dtype)
+            except RuntimeError as e:  # torch.AcceleratorError and cuDNN errors are RuntimeErrors
+                errors.append(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize(self.device)
+        raise RuntimeError(f"capturing the {self.name} loop for input shape {tuple(shape)} failed "
+                           f"{len(errors)} times: " + "; ".join(errors))
+
+    def _capture_once(self, shape: Tuple[int, ...], dtype: torch.dtype) -> CapturedLoop:
         static_in = torch.zeros(shape, dtype=dtype, device=self.device)
         static_out = torch.empty_like(static_in)
         current = torch.cuda.current_stream(self.device)
@@ -181,7 +201,9 @@ class TritonBackend(Backend):
                     self.sampler.run(static_in, static_out)
             current.wait_stream(side)
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
+            # thread_local: CUDA calls made meanwhile by other threads of the host application
+            # (a decoder allocating, another engine) do not invalidate this capture.
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
                 self.sampler.run(static_in, static_out)
         return CapturedLoop(graph, static_in, static_out)
 
