@@ -134,9 +134,17 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--iters", type=int, default=10)
     p.add_argument("--precisions", default="fp16,bf16")
-    p.add_argument("--skip-layers", action="store_true")
+    p.add_argument("--skip-layers", action="store_true", help="only the whole-loop timings")
+    p.add_argument("--variants", default="cudnn,cudnn+bench,triton",
+                   help="whole-loop variants: cudnn (heuristic algorithms), cudnn+bench (cudnn.benchmark "
+                        "before capture), triton (the Triton 3x3 conv with fused epilogues)")
     p.add_argument("--json")
     args = p.parse_args(argv)
+    known = {"cudnn": ("cudnn", False), "cudnn+bench": ("cudnn", True), "triton": ("triton", True)}
+    try:
+        variants = [known[v] for v in args.variants.split(",")]
+    except KeyError as e:
+        p.error(f"unknown variant {e}; choose from {sorted(known)}")
     if not torch.cuda.is_available():
         print("conv_bench: needs a CUDA GPU", file=sys.stderr)
         return 1
@@ -162,7 +170,6 @@ def main(argv=None) -> int:
                   + f"  {r['rel_err_triton']:.1e} ({r['tflops']['triton']:.0f} TF/s) {r['triton_config']}")
         print("per evaluation (weighted): " + ", ".join(f"{k} {v:.2f} ms" for k, v in totals.items()))
         out["per_evaluation_ms"] = dict(totals)
-    variants = [("cudnn", False), ("cudnn", True), ("triton", True)]
     out["loops"] = []
     print(f"== whole loop: {args.model} {args.resolution} K={args.steps}, one captured graph, "
           f"median of {args.iters}")

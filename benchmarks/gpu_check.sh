@@ -2,8 +2,8 @@
 # One-shot GPU check (run on a machine with a CUDA GPU, from the repository root):
 #   1. build and install the package into the current Python (no network needed);
 #   2. alone on the fresh GPU (BENCH=1): a per-kernel profile of one fused irflow-unet64 loop
-#      (conv = cudnn and conv = triton); benchmarks/conv_bench.py (every 3x3 conv: cuDNN vs the
-#      Triton implicit-GEMM kernel, then the whole captured loop with each); the timing of
+#      (conv = cudnn and conv = triton); benchmarks/conv_bench.py (CONV_BENCH=1: the whole captured
+#      loop with cuDNN's heuristic and benchmarked algorithms); the timing of
 #      irflow-unet64 at RES (default 1280x720 and 1920x1080), K = MAIN_STEPS (1,3): MAIN_RUNS
 #      (eager fp32 / eager fp16 / triton fp16 / triton bf16) in one process, torch.compile fp16
 #      (+ CUDA graph) for K in COMPILE_STEPS, each in its own process under a time limit;
@@ -20,8 +20,9 @@
 # Usage: bash benchmarks/gpu_check.sh [WORK_DIR]   (logs, JSON, trained weights in WORK_DIR, default
 # ./gpu_out; when $OUT is set, WORK_DIR less the training run folders is packed into
 # $OUT/gpu_out.tar.gz at exit, and the test summary is copied to $OUT/tests_summary.txt).
-# Knobs: DEADLINE_S (the benchmark part, default 480), BENCH, CONV_BENCH, TESTS, TRAIN (1/0),
-# RES, MAIN_STEPS, MAIN_RUNS, COMPILE_STEPS, TRAIN_TASKS, TRAIN_BUDGET_S (default 120).
+# Knobs: DEADLINE_S (the benchmark part, default 480), BENCH, CONV_BENCH, CONV_LAYERS, TESTS,
+# TRAIN (1/0), RES, MAIN_STEPS, MAIN_RUNS, COMPILE_STEPS, CONV_VARIANTS, CONV_PRECISIONS,
+# TRAIN_TASKS, TRAIN_BUDGET_S (default 120).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 work="${1:-gpu_out}"
@@ -55,11 +56,13 @@ echo "== benchmark (alone on the GPU)"
 timeout 90 "$py" benchmarks/triton_check.py --profile-only --json "$work/profile.json" > "$work/profile.log" 2>&1 \
   || { echo "PROFILE FAILED"; tail -5 "$work/profile.log"; }
 sed -n '/== where the time goes/,$p' "$work/profile.log" | grep -v "^ *$" | head -50
-# 3×3 convolutions: cuDNN (heuristic / benchmarked algorithm) vs the Triton implicit-GEMM kernel,
-# per layer and in the whole captured loop.
+# The whole captured loop with cuDNN's heuristic vs benchmarked algorithms (CONV_VARIANTS adds
+# "triton", the Triton implicit-GEMM 3×3 conv; CONV_LAYERS=1 adds the per-layer comparison).
 if [[ "${CONV_BENCH:-1}" == 1 ]]; then
-  timeout "${CONV_TIMEOUT:-180}" "$py" benchmarks/conv_bench.py --resolution "${res%%,*}" \
-    --precisions "${CONV_PRECISIONS:-fp16,bf16}" --json "$work/conv_bench.json" > "$work/conv_bench.log" 2>&1 \
+  layers=(--skip-layers); [[ "${CONV_LAYERS:-0}" == 1 ]] && layers=()
+  timeout "${CONV_TIMEOUT:-180}" "$py" benchmarks/conv_bench.py --resolution "${res%%,*}" "${layers[@]}" \
+    --variants "${CONV_VARIANTS:-cudnn,cudnn+bench}" --precisions "${CONV_PRECISIONS:-fp16,bf16}" \
+    --json "$work/conv_bench.json" > "$work/conv_bench.log" 2>&1 \
     || { tail -5 "$work/conv_bench.log"; echo "CONV BENCH FAILED or timed out"; }
   grep -E "^ |^==|per evaluation|^ *[0-9]" "$work/conv_bench.log" | head -40
 fi
