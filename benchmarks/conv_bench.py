@@ -6,7 +6,8 @@ Two measurements in one process, on one card:
    (found by running the eager model on the `meta` device with hooks), fp16 channels-last,
    timed as (a) cuDNN with its heuristic algorithm, (b) cuDNN after `cudnn.benchmark` picked one,
    (c) cuDNN + the fused backend's FiLM+SiLU kernel (today's ResBlock first conv), (d) the Triton
-   conv alone and (e) with FiLM+SiLU fused; times are medians of `triton.testing.do_bench`,
+   pointer-gather conv, (e) the Triton conv as `conv3x3` picks it (TMA on Hopper) alone and (f)
+   with FiLM+SiLU fused; times are medians of `triton.testing.do_bench`,
    weighted by how often the shape occurs in one network evaluation;
 2. whole loop: the "triton" backend's captured K-step loop with conv = cudnn (benchmark off/on)
    and conv = triton, median of timed graph replays after prepare().
@@ -51,7 +52,7 @@ def conv_shapes(model, height: int, width: int):
 def per_layer(counts, device, dtype):
     from triton.testing import do_bench
 
-    from irflow_engine.kernels.conv3x3 import conv3x3, pack_conv3x3_weight
+    from irflow_engine.kernels.conv3x3 import conv3x3, pack_conv3x3_weight, tma_supported
     from irflow_engine.kernels.film_silu import film_silu
 
     rows = []
@@ -79,14 +80,16 @@ def per_layer(counts, device, dtype):
         times["cudnn_bench"] = do_bench(cudnn)
         times["cudnn_bench+film"] = do_bench(cudnn_film)
         torch.backends.cudnn.benchmark = False
-        times["triton"] = do_bench(lambda: conv3x3(xh, packed, out=out))
+        times["triton_pointer"] = do_bench(lambda: conv3x3(xh, packed, out=out, impl="pointer"))
+        times["triton"] = do_bench(lambda: conv3x3(xh, packed, out=out))  # TMA on Hopper
         times["triton_film"] = do_bench(lambda: conv3x3(xh, packed, epilogue="film_silu", scale=scale,
                                                          shift=shift, out=out))
         ref = F.conv2d(x.float(), w4.float(), padding=1).permute(0, 2, 3, 1)
         got = conv3x3(xh, packed, out=out).float()
         err = float((got - ref).abs().max() / ref.abs().max())
         flops = 2 * 9 * c_in * c_out * h * w
-        best = getattr(conv3x3.__globals__["_conv3x3_tuned"], "best_config", None)
+        tuned = "_conv3x3_tma_tuned" if tma_supported(xh, c_out) is None else "_conv3x3_tuned"
+        best = getattr(conv3x3.__globals__[tuned], "best_config", None)
         rows.append({"c_in": c_in, "c_out": c_out, "h": h, "w": w, "calls": calls, "ms": times,
                      "tflops": {k: flops / (t * 1e-3) / 1e12 for k, t in times.items()},
                      "rel_err_triton": err, "triton_config": str(best)})

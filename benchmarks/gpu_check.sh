@@ -3,7 +3,7 @@
 #   1. build and install the package into the current Python (no network needed);
 #   2. alone on the fresh GPU (BENCH=1): a per-kernel profile of one fused irflow-unet64 loop
 #      (conv = cudnn and conv = triton); benchmarks/conv_bench.py (CONV_BENCH=1: the whole captured
-#      loop with cuDNN's heuristic and benchmarked algorithms); the timing of
+#      loop with cuDNN's heuristic and benchmarked algorithms and with the Triton TMA conv); the timing of
 #      irflow-unet64 at RES (default 1280x720 and 1920x1080), K = MAIN_STEPS (1,3): MAIN_RUNS
 #      (eager fp32 / eager fp16 / triton fp16 / triton bf16) in one process, torch.compile fp16
 #      (+ CUDA graph) for K in COMPILE_STEPS, each in its own process under a time limit;
@@ -56,12 +56,12 @@ echo "== benchmark (alone on the GPU)"
 timeout 90 "$py" benchmarks/triton_check.py --profile-only --json "$work/profile.json" > "$work/profile.log" 2>&1 \
   || { echo "PROFILE FAILED"; tail -5 "$work/profile.log"; }
 sed -n '/== where the time goes/,$p' "$work/profile.log" | grep -v "^ *$" | head -50
-# The whole captured loop with cuDNN's heuristic vs benchmarked algorithms (CONV_VARIANTS adds
-# "triton", the Triton implicit-GEMM 3×3 conv; CONV_LAYERS=1 adds the per-layer comparison).
+# The whole captured loop with cuDNN's heuristic vs benchmarked algorithms vs the Triton 3×3 conv
+# (TMA on Hopper; CONV_VARIANTS chooses; CONV_LAYERS=1 adds the per-layer comparison).
 if [[ "${CONV_BENCH:-1}" == 1 ]]; then
   layers=(--skip-layers); [[ "${CONV_LAYERS:-0}" == 1 ]] && layers=()
   timeout "${CONV_TIMEOUT:-180}" "$py" benchmarks/conv_bench.py --resolution "${res%%,*}" "${layers[@]}" \
-    --variants "${CONV_VARIANTS:-cudnn,cudnn+bench}" --precisions "${CONV_PRECISIONS:-fp16,bf16}" \
+    --variants "${CONV_VARIANTS:-cudnn,cudnn+bench,triton}" --precisions "${CONV_PRECISIONS:-fp16,bf16}" \
     --json "$work/conv_bench.json" > "$work/conv_bench.log" 2>&1 \
     || { tail -5 "$work/conv_bench.log"; echo "CONV BENCH FAILED or timed out"; }
   grep -E "^ |^==|per evaluation|^ *[0-9]" "$work/conv_bench.log" | head -40

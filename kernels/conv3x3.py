@@ -21,10 +21,21 @@ activation maps (at 1280×720, nf 64, fp16: 0.47 GB of the level-0 blocks' traff
 launches. Whether the GEMM itself keeps up with cuDNN's is a measurement (benchmarks/conv_bench.py),
 not an assumption: the fused backend uses this kernel only when asked (`conv="triton"`).
 
-Tiles: a program computes BLOCK_M consecutive pixels (flattened over N·H·W) × BLOCK_N output
-channels, looping once over 9 taps × ⌈Cin / BLOCK_K⌉ channel chunks (one flat loop, so Triton can
-pipeline the loads); consecutive programs share the same pixels and walk the output channels, so
-the input tile is reused from L2. On a GPU the tile sizes are autotuned per (Cin, Cout).
+Two kernels, the same arithmetic:
+
+- `_conv3x3_kernel` (any GPU, any channel count; the interpreter's): a program computes BLOCK_M
+  consecutive pixels (flattened over N·H·W) × BLOCK_N output channels, looping once over 9 taps ×
+  ⌈Cin / BLOCK_K⌉ channel chunks (one flat loop, so Triton can pipeline the loads), gathering the
+  shifted pixels with masked pointer loads. On an H200 it took 1.7× cuDNN's time (docs/PERF.md).
+- `_conv3x3_tma_kernel` (Hopper and newer, fp16/bf16, Cin and Cout multiples of 8): a program
+  computes a BH×BW pixel tile of one image × BLOCK_N output channels; each (tap, chunk) step is
+  one tensor-memory-accelerator copy of the input tile shifted by the tap — the hardware fills
+  the zero padding outside the image — and one of the weight tile, straight into shared memory
+  for the tensor-core product; the output tile is stored the same way (clipped at the image's
+  edge). Unmeasured on a GPU so far.
+
+In both, consecutive programs share the same pixels and walk the output channels, so the input
+tile is reused from L2. On a GPU the tile sizes are autotuned per (Cin, Cout[, W]).
 """
 
 from __future__ import annotations
@@ -39,6 +50,7 @@ from . import interpreter_enabled
 from .checks import check_shape, check_tensor, next_power_of_2
 
 EPILOGUES = {"none": 0, "film_silu": 1, "silu_residual": 2}
+IMPLS = ("auto", "pointer", "tma")
 
 
 @triton.jit
@@ -106,6 +118,112 @@ def _conv3x3_kernel(
     tl.store(out_ptr + dst, y.to(out_ptr.dtype.element_ty), mask=mask)
 
 
+@triton.jit
+def _conv3x3_tma_kernel(
+    x_ptr,            # *T   [N, H, W, Cin]
+    w_ptr,            # *T   [9·Cin, Cout] packed weight
+    bias_ptr,         # *f32 [Cout] (unused without HAS_BIAS)
+    scale_ptr,        # *f32 [Cout] FiLM scale (epilogue film_silu)
+    shift_ptr,        # *f32 [Cout] FiLM shift (epilogue film_silu)
+    res_ptr,          # *T   [N, H, W, Cout] residual (epilogue silu_residual)
+    out_ptr,          # *T   [N, H, W, Cout]
+    N, H, W, C_in, C_out,
+    HAS_BIAS: tl.constexpr,
+    EPILOGUE: tl.constexpr,      # 0 none, 1 film_silu, 2 silu_residual
+    BH: tl.constexpr,            # pixel tile: BH rows × BW columns of one image
+    BW: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+):
+    BLOCK_M: tl.constexpr = BH * BW
+    pid = tl.program_id(0)
+    n_tiles = tl.cdiv(C_out, BLOCK_N)
+    pid_n = pid % n_tiles
+    pix = pid // n_tiles
+    tiles_w = tl.cdiv(W, BW)
+    tiles_h = tl.cdiv(H, BH)
+    w0 = (pix % tiles_w) * BW
+    h0 = ((pix // tiles_w) % tiles_h) * BH
+    img = pix // (tiles_w * tiles_h)
+    n0 = pid_n * BLOCK_N
+
+    x_desc = tl.make_tensor_descriptor(x_ptr, shape=[N, H, W, C_in], strides=[H * W * C_in, W * C_in, C_in, 1],
+                                       block_shape=[1, BH, BW, BLOCK_K])
+    w_desc = tl.make_tensor_descriptor(w_ptr, shape=[9 * C_in, C_out], strides=[C_out, 1],
+                                       block_shape=[BLOCK_K, BLOCK_N])
+    out_desc = tl.make_tensor_descriptor(out_ptr, shape=[N, H, W, C_out], strides=[H * W * C_out, W * C_out, C_out, 1],
+                                         block_shape=[1, BH, BW, BLOCK_N])
+
+    # Channels past Cin read as zeros from x (outside the descriptor), so a chunk that overhangs
+    # Cin multiplies the next tap's weight rows by 0: no divisibility needed.
+    k_chunks = tl.cdiv(C_in, BLOCK_K)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for i in range(0, 9 * k_chunks):
+        tap = i // k_chunks
+        k0 = (i - tap * k_chunks) * BLOCK_K
+        a = x_desc.load([img, h0 + tap // 3 - 1, w0 + tap % 3 - 1, k0]).reshape(BLOCK_M, BLOCK_K)
+        b = w_desc.load([tap * C_in + k0, n0])
+        acc = tl.dot(a, b, acc)
+
+    offs_n = n0 + tl.arange(0, BLOCK_N)
+    n_mask = offs_n < C_out
+    y = acc
+    if HAS_BIAS:
+        y += tl.load(bias_ptr + offs_n, mask=n_mask, other=0.0)[None, :]
+    if EPILOGUE == 1:
+        scale = tl.load(scale_ptr + offs_n, mask=n_mask, other=0.0)
+        shift = tl.load(shift_ptr + offs_n, mask=n_mask, other=0.0)
+        y = y * (scale[None, :] + 1.0) + shift[None, :]
+        y = y * tl.sigmoid(y)
+    elif EPILOGUE == 2:
+        res_desc = tl.make_tensor_descriptor(res_ptr, shape=[N, H, W, C_out],
+                                             strides=[H * W * C_out, W * C_out, C_out, 1],
+                                             block_shape=[1, BH, BW, BLOCK_N])
+        y = y * tl.sigmoid(y)
+        y += res_desc.load([img, h0, w0, n0]).reshape(BLOCK_M, BLOCK_N).to(tl.float32)
+    out_desc.store([img, h0, w0, n0], y.to(out_ptr.dtype.element_ty).reshape(1, BH, BW, BLOCK_N))
+
+
+def _tma_configs():
+    shapes = [(1, 128, 64, 64, 4, 4), (1, 128, 128, 64, 8, 3), (2, 64, 128, 64, 8, 3), (1, 128, 256, 64, 8, 3),
+              (2, 64, 64, 64, 4, 4), (1, 64, 128, 64, 4, 4)]
+    return [triton.Config({"BH": bh, "BW": bw, "BLOCK_N": n, "BLOCK_K": k}, num_warps=w, num_stages=s)
+            for bh, bw, n, k, w, s in shapes]
+
+
+def _tma_prune(configs, named_args, **kwargs):
+    c_in, c_out, w = named_args["C_in"], named_args["C_out"], named_args["W"]
+    kept = [c for c in configs
+            if c.kwargs["BW"] <= max(8, next_power_of_2(w))
+            and c.kwargs["BLOCK_N"] <= max(16, next_power_of_2(c_out))
+            and c.kwargs["BLOCK_K"] <= max(16, next_power_of_2(c_in))]
+    return kept or configs[:1]
+
+
+_conv3x3_tma_tuned = triton.autotune(configs=_tma_configs(), key=["C_in", "C_out", "W"],
+                                     prune_configs_by={"early_config_prune": _tma_prune})(_conv3x3_tma_kernel)
+
+
+def _set_descriptor_allocator() -> None:
+    """Device-side tensor descriptors need scratch memory per launch: take it from PyTorch's
+    allocator (inside a CUDA-graph capture that is the graph's pool)."""
+    def alloc(size: int, alignment: int, stream):
+        return torch.empty(size, dtype=torch.int8, device="cuda" if torch.cuda.is_available() else "cpu")
+
+    triton.set_allocator(alloc)
+
+
+def tma_supported(x: torch.Tensor, c_out: int) -> Optional[str]:
+    """None when the TMA kernel can take `x` (N×H×W×Cin) → Cout, else why not."""
+    if x.dtype not in (torch.float16, torch.bfloat16):
+        return f"dtype {x.dtype} (the TMA kernel takes fp16/bf16)"
+    if x.shape[-1] % 8 or c_out % 8:
+        return f"Cin = {x.shape[-1]}, Cout = {c_out}: rows must be multiples of 16 bytes (8 channels)"
+    if x.is_cuda and not interpreter_enabled() and torch.cuda.get_device_capability(x.device) < (9, 0):
+        return "the GPU has no tensor memory accelerator (needs compute capability 9.0+)"
+    return None
+
+
 def _gpu_configs():
     # Hopper/Ampere tensor-core tiles; pruned below to what fits Cin/Cout.
     shapes = [(128, 64, 64, 4, 4), (128, 128, 64, 8, 3), (128, 128, 32, 4, 4), (64, 64, 64, 4, 4),
@@ -136,8 +254,13 @@ def pack_conv3x3_weight(weight: torch.Tensor, dtype: torch.dtype) -> torch.Tenso
 
 def conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None, *,
             epilogue: str = "none", scale: Optional[torch.Tensor] = None, shift: Optional[torch.Tensor] = None,
-            residual: Optional[torch.Tensor] = None, out: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """3×3 conv (padding 1) of N×H×W×Cin `x` with a packed [9·Cin, Cout] `weight`, plus `epilogue`."""
+            residual: Optional[torch.Tensor] = None, out: Optional[torch.Tensor] = None,
+            impl: str = "auto") -> torch.Tensor:
+    """3×3 conv (padding 1) of N×H×W×Cin `x` with a packed [9·Cin, Cout] `weight`, plus `epilogue`.
+
+    `impl`: "pointer", "tma", or "auto" (TMA on a Hopper+ GPU when `tma_supported`, else pointer;
+    the interpreter runs "auto" as pointer).
+    """
     check_tensor("x", x, ndim=4)
     n, h, w, c_in = x.shape
     check_tensor("weight", weight, ndim=2, dtypes=(x.dtype,), device=x.device)
@@ -170,6 +293,13 @@ def conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] 
             raise ValueError("out must not alias x (the convolution reads neighbours of every pixel)")
         if residual is not None and out.data_ptr() == residual.data_ptr():
             raise ValueError("out must not alias residual (autotuning runs the kernel more than once)")
+    if impl not in IMPLS:
+        raise ValueError(f"unknown impl {impl!r}; choose one of {IMPLS}")
+    on_gpu = x.is_cuda and not interpreter_enabled()
+    if impl == "auto":
+        impl = "tma" if on_gpu and tma_supported(x, c_out) is None else "pointer"
+    elif impl == "tma" and tma_supported(x, c_out) is not None:
+        raise ValueError(f"impl 'tma' cannot run this convolution: {tma_supported(x, c_out)}")
     m = n * h * w
     if m == 0 or c_out == 0:
         return out
@@ -177,8 +307,23 @@ def conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] 
     args = (x, weight, bias if bias is not None else dummy, scale if scale is not None else dummy,
             shift if shift is not None else dummy, residual if residual is not None else dummy, out,
             m, h, w, c_in, c_out)
+    if impl == "tma":
+        _set_descriptor_allocator()
+        tma_args = args[:7] + (n, h, w, c_in, c_out)
+        tma_flags = dict(HAS_BIAS=bias is not None, EPILOGUE=EPILOGUES[epilogue])
+        if on_gpu:
+            def tma_grid(meta):
+                return (n * triton.cdiv(h, meta["BH"]) * triton.cdiv(w, meta["BW"]) * triton.cdiv(c_out, meta["BLOCK_N"]),)
+            _conv3x3_tma_tuned[tma_grid](*tma_args, **tma_flags)
+        else:
+            bh, bw = 2, max(8, min(32, next_power_of_2(w)))
+            bn = max(16, min(64, next_power_of_2(c_out)))
+            bk = max(16, min(64, next_power_of_2(c_in)))
+            grid = (n * triton.cdiv(h, bh) * triton.cdiv(w, bw) * triton.cdiv(c_out, bn),)
+            _conv3x3_tma_kernel[grid](*tma_args, **tma_flags, BH=bh, BW=bw, BLOCK_N=bn, BLOCK_K=bk)
+        return out
     flags = dict(HAS_BIAS=bias is not None, EPILOGUE=EPILOGUES[epilogue], IEEE=x.dtype == torch.float32)
-    if x.is_cuda and not interpreter_enabled():
+    if on_gpu:
         def grid(meta):
             return (triton.cdiv(m, meta["BLOCK_M"]) * triton.cdiv(c_out, meta["BLOCK_N"]),)
         _conv3x3_tuned[grid](*args, **flags)

@@ -57,6 +57,12 @@ SCRIPT = textwrap.dedent(r'''
                               "res_ptr": T, "out_ptr": T},
                              {"HAS_BIAS": True, "EPILOGUE": epilogue, "IEEE": exact,
                               "BLOCK_M": 128, "BLOCK_N": 64, "BLOCK_K": 32})
+            if not exact:  # the TMA kernel takes fp16/bf16 only
+                compile_for_h100(conv3x3._conv3x3_tma_kernel,
+                                 {"x_ptr": T, "w_ptr": T, "bias_ptr": F32, "scale_ptr": F32, "shift_ptr": F32,
+                                  "res_ptr": T, "out_ptr": T},
+                                 {"HAS_BIAS": True, "EPILOGUE": epilogue, "BH": 2, "BW": 64, "BLOCK_N": 128,
+                                  "BLOCK_K": 64})
         compile_for_h100(linear_attention._linear_attention_context_kernel,
                          {"qkv_ptr": T, "part_m_ptr": F32, "part_l_ptr": F32, "part_acc_ptr": F32},
                          {"D": 32, "BLOCK_P": 64, "EXACT_F32": exact})

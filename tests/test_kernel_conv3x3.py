@@ -56,6 +56,43 @@ def test_conv3x3_matches_reference(env, shape, epilogue):
         assert_close_report(got, expected, REL_TOL[dtype], f"{dtype} {shape} {epilogue}")
 
 
+# The TMA kernel's shapes: channel counts multiples of 8 (16-byte rows); H, W not multiples of
+# the pixel tile (stores clipped at the image edge); Cin = 72 overhangs a 64-channel chunk.
+TMA_SHAPES = [(2, 5, 7, 16, 24), (1, 9, 11, 8, 40), (1, 4, 3, 72, 16)]
+
+
+@pytest.mark.parametrize("shape", TMA_SHAPES)
+@pytest.mark.parametrize("epilogue", ["none", "film_silu", "silu_residual"])
+def test_conv3x3_tma_matches_reference(env, shape, epilogue):
+    device, op = env
+    if device.type == "cuda" and torch.cuda.get_device_capability() < (9, 0):
+        pytest.skip("the TMA kernel needs compute capability 9.0+")
+    for dtype in [d for d in dtypes_here(device) if d != torch.float32]:
+        x, weight4, bias, scale, shift, residual = _operands(shape, dtype, device, seed=3)
+        weight = op.pack_conv3x3_weight(weight4, dtype).to(device)
+        kwargs = dict(epilogue=epilogue)
+        if epilogue == "film_silu":
+            kwargs.update(scale=scale, shift=shift)
+        if epilogue == "silu_residual":
+            kwargs.update(residual=residual)
+        out = poisoned(shape[:3] + (shape[4],), dtype, device)
+        got = op.conv3x3(x, weight, bias, out=out, impl="tma", **kwargs)
+        expected = op.conv3x3_reference(x, weight, bias, **kwargs)
+        assert_close_report(got, expected, REL_TOL[dtype], f"tma {dtype} {shape} {epilogue}")
+
+
+def test_conv3x3_tma_refuses_what_it_cannot_take(env):
+    device, op = env
+    x = torch.randn(1, 4, 5, 12, device=device, dtype=torch.float16)
+    weight = op.pack_conv3x3_weight(torch.randn(16, 12, 3, 3), torch.float16).to(device)
+    with pytest.raises(ValueError, match="multiples of 16 bytes"):
+        op.conv3x3(x, weight, impl="tma")
+    with pytest.raises(ValueError, match="fp16/bf16"):
+        op.conv3x3(x.float(), weight.float(), impl="tma")
+    with pytest.raises(ValueError, match="unknown impl"):
+        op.conv3x3(x, weight, impl="wgmma")
+
+
 def test_conv3x3_equals_conv2d_without_bias(env):
     """The packing and the padding agree with PyTorch's own NCHW convolution (fp32)."""
     device, op = env

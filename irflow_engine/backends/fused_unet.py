@@ -19,7 +19,8 @@ Built once per (model, schedule, precision, device) by the "triton" backend:
   With `conv="triton"` every 3×3 stride-1 convolution runs on the Triton
   implicit-GEMM kernel instead, with the ResBlock epilogues (FiLM+SiLU, SiLU+residual) fused
   into it; the other convolutions (7×7 stem, 4×4 stride-2 downsamples, 1×1) stay on cuDNN.
-  It is off by default: on an H200 it was 1.7× slower than cuDNN (docs/PERF.md).
+  It is off by default: on an H200 its pointer-gather kernel was 1.7× slower than cuDNN
+  (docs/PERF.md); on Hopper `conv3x3` now picks a TMA kernel, not measured yet.
 
 `FusedSampler.run(y, out)` performs the whole K-step loop with no host synchronisation and no
 allocation outside PyTorch's allocator, which is what makes it capturable as one CUDA graph.
