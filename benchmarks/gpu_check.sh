@@ -12,8 +12,9 @@
 #      <= 5e-3, bf16 <= 2e-2 relative error; golden nf8, the trained irflow-denoise-s on a noisy
 #      photograph, random irflow-unet64; conv = cudnn and triton), its CUDA-graph cache and
 #      threads; the pixel-format extension's CUDA path against its CPU path; and (TRAIN=1, off by
-#      default) the bundled models in TRAIN_TASKS (denoise derain) retrained on the GPU within
-#      TRAIN_BUDGET_S seconds each (configs/*-s-gpu.json), then scored with `irflow eval`.
+#      default) the bundled models in TRAIN_TASKS (denoise derain; denoise-ft fine-tunes the bundled
+#      denoiser) trained on the GPU within TRAIN_BUDGET_S seconds each (configs/*-s-gpu*.json), then
+#      scored with `irflow eval`; the weights land in WORK_DIR/irflow-*.safetensors.
 #      Training shares the CPU cores with the tests: on 2026-11-27 it ran at ~1 s/step that way,
 #      useless; run it with TESTS=0;
 #   4. the benchmark table again, last.
@@ -128,20 +129,23 @@ timeout 200 "$py" benchmarks/triton_check.py --json "$work/triton_check.json" \
 pids+=($!)
 timeout 100 "$py" benchmarks/gpu_check_pixfmt.py > "$work/pixfmt_check.log" 2>&1 &
 pids+=($!)
-train_and_eval() {  # TASK EVAL_ARGS...: retrain irflow-TASK-s on the GPU, then score it there
-  local task="$1"; shift
-  local weights="$work/irflow-$task-s.safetensors"
-  OMP_NUM_THREADS=2 timeout $(( ${TRAIN_BUDGET_S:-120} + 90 )) "$py" -m irflow_engine.cli train --config "configs/$task-s-gpu.json" \
-    --out-dir "$work/runs/$task" --bundle-to "$weights" --time-budget-s "${TRAIN_BUDGET_S:-120}" --quiet \
-    > "$work/train_$task.log" 2>&1 || { echo "TRAIN $task FAILED"; tail -5 "$work/train_$task.log"; return; }
+train_and_eval() {  # NAME CONFIG EVAL_ARGS...: train configs/CONFIG.json on the GPU as irflow-NAME, score it there
+  local name="$1" config="$2"; shift 2
+  local weights="$work/irflow-$name.safetensors"
+  OMP_NUM_THREADS=2 timeout $(( ${TRAIN_BUDGET_S:-120} + 90 )) "$py" -m irflow_engine.cli train --config "configs/$config.json" \
+    --out-dir "$work/runs/$name" --bundle-to "$weights" --time-budget-s "${TRAIN_BUDGET_S:-120}" --quiet \
+    > "$work/train_$name.log" 2>&1 || { echo "TRAIN $name FAILED"; tail -5 "$work/train_$name.log"; return; }
   timeout 90 "$py" -m irflow_engine.cli eval --model "$weights" --gt skimage:heldout --steps 1,2,3,4 \
-    --device cuda --json "$work/eval_$task.json" "$@" > "$work/eval_$task.log" 2>&1 || echo "EVAL $task FAILED"
+    --device cuda --json "$work/eval_$name.json" "$@" > "$work/eval_$name.log" 2>&1 || echo "EVAL $name FAILED"
 }
 if [[ "${TRAIN:-0}" == 1 ]]; then
   for task in ${TRAIN_TASKS:-denoise derain}; do
     case "$task" in
-      denoise) train_and_eval denoise --degradation noise --level 25 --baseline nlm & ;;
-      derain) train_and_eval derain --degradation rain --level 0.6 & ;;
+      # from scratch (the bundled model's recipe), or fine-tuning the bundled model further
+      denoise) train_and_eval denoise-s denoise-s-gpu --degradation noise --level 25 --baseline nlm & ;;
+      denoise-ft) train_and_eval denoise-s-ft denoise-s-gpu-ft --degradation noise --level 25 --baseline nlm & ;;
+      derain) train_and_eval derain-s derain-s-gpu --degradation rain --level 0.6 & ;;
+      *) echo "unknown TRAIN_TASKS entry $task (denoise, denoise-ft, derain)"; continue ;;
     esac
     pids+=($!)
   done
@@ -152,10 +156,10 @@ echo "-- tests"; grep -E "^(FAILED|ERROR)" "$work/tests.log" 2>/dev/null | head 
 echo "-- triton backend"; grep -E "^(PASS|FAIL)|checks passed" "$work/triton_check.log"
 grep -E "Error|error" "$work/triton_check.err" | grep -v -i warn | tail -4
 echo "-- pixel formats"; tail -14 "$work/pixfmt_check.log"
-for task in denoise derain; do
-  [[ -f "$work/train_$task.log" ]] || continue
-  echo "-- train $task"; grep -E "ms/step|done at step" "$work/train_$task.log"
-  tail -12 "$work/eval_$task.log" 2>/dev/null
+for name in denoise-s denoise-s-ft derain-s; do
+  [[ -f "$work/train_$name.log" ]] || continue
+  echo "-- train $name"; grep -E "ms/step|done at step" "$work/train_$name.log"
+  tail -12 "$work/eval_$name.log" 2>/dev/null
 done
 }
 
