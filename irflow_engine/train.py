@@ -159,7 +159,9 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.gen = torch.Generator().manual_seed(cfg.seed + 1)   # times t and consistency K
         self.stream = PatchStream(self._source(), cfg.patch, cfg.seed + 2)
-        self.loader = torch.utils.data.DataLoader(self.stream, batch_size=cfg.batch, num_workers=cfg.num_workers)
+        # Pinned batches on CUDA, so the non-blocking copy in train_step overlaps the GPU's work.
+        self.loader = torch.utils.data.DataLoader(self.stream, batch_size=cfg.batch, num_workers=cfg.num_workers,
+                                                  pin_memory=self.device.type == "cuda")
         self.batches = None
         self.step = 0
         self.loss_mean: Optional[float] = None   # divergence check (saved, so --resume keeps it)
