@@ -180,3 +180,31 @@ def test_graph_cache_is_a_bounded_lru_that_releases():
     assert released == ["b", "a", "c"] and len(cache) == 0
     with pytest.raises(ValueError, match="at least one graph"):
         GraphCache(0)
+
+
+def test_fused_loop_leaves_no_glue_to_pytorch(device, golden_model):
+    """The skip concatenations, the nearest upsampling and the attention output bias run inside
+    our kernels: the loop calls no torch.cat / interpolate, and no 1×1 conv carries a bias."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from irflow_engine.backends.fused_unet import FusedSampler
+
+    sampler = FusedSampler(golden_model, make_schedule(1, "euler"), torch.float32, device)
+    seen = []
+
+    class Record(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            name = str(func)
+            if name.startswith("aten.convolution"):
+                weight, bias = args[1], args[2]
+                seen.append(f"conv{weight.shape[-1]}x{weight.shape[-2]}{'+bias' if bias is not None else ''}")
+            else:
+                seen.append(name)
+            return func(*args, **(kwargs or {}))
+
+    y = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0)).to(device)
+    with torch.no_grad(), Record():
+        sampler.run(y, torch.empty_like(y))
+    assert not [s for s in seen if s.startswith(("aten.cat", "aten.upsample", "aten._upsample"))]
+    assert "conv1x1" in seen and "conv1x1+bias" not in seen
+    assert "conv3x3" in seen
