@@ -97,37 +97,47 @@ def per_layer(counts, device, dtype):
 
 
 def whole_loop(model_name, height, width, steps, device, precision, variants, iters):
+    results = []
+    for conv, bench in variants:
+        try:
+            results.append(_time_loop(model_name, height, width, steps, device, precision, conv, bench, iters))
+        except Exception as e:  # one variant failing (e.g. a kernel that does not compile) is a result too
+            results.append({"conv": conv, "cudnn_benchmark": bench, "precision": precision, "steps": steps,
+                            "error": f"{type(e).__name__}: {e}"})
+            print(f"  loop conv={conv} cudnn.benchmark={bench}: FAILED {type(e).__name__}: {e}", flush=True)
+        torch.cuda.empty_cache()
+    return results
+
+
+def _time_loop(model_name, height, width, steps, device, precision, conv, bench, iters):
+    """Median ms of `iters` timed replays of one variant's captured loop, after prepare()."""
     from irflow_engine.backends.triton import TritonBackend
     from irflow_engine.checkpoint import resolve
     from irflow_engine.flow import make_schedule
 
-    results = []
-    for conv, bench in variants:
-        model = resolve(model_name).build_model().eval()
-        backend = TritonBackend(model, make_schedule(steps, "euler"), precision, device, conv=conv,
-                                cudnn_benchmark=bench)
-        y = torch.rand(1, 3, height, width, device=device)
-        t0 = time.perf_counter()
-        backend.prepare(tuple(y.shape))
+    model = resolve(model_name).build_model().eval()
+    backend = TritonBackend(model, make_schedule(steps, "euler"), precision, device, conv=conv,
+                            cudnn_benchmark=bench)
+    y = torch.rand(1, 3, height, width, device=device)
+    t0 = time.perf_counter()
+    backend.prepare(tuple(y.shape))
+    torch.cuda.synchronize()
+    prep = time.perf_counter() - t0
+    for _ in range(3):
+        backend.restore(y)
+    ms = []
+    for _ in range(iters):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        backend.restore(y)
+        end.record()
         torch.cuda.synchronize()
-        prep = time.perf_counter() - t0
-        for _ in range(3):
-            backend.restore(y)
-        ms = []
-        for _ in range(iters):
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            backend.restore(y)
-            end.record()
-            torch.cuda.synchronize()
-            ms.append(start.elapsed_time(end))
-        results.append({"conv": conv, "cudnn_benchmark": bench, "precision": precision, "steps": steps,
-                        "prep_s": prep, "ms_p50": statistics.median(ms), "ms_min": min(ms)})
-        print(f"  loop conv={conv:6s} cudnn.benchmark={bench!s:5s} {precision} K={steps}: "
-              f"{results[-1]['ms_p50']:.2f} ms (min {min(ms):.2f}; prepare {prep:.1f} s)", flush=True)
-        del backend
-        torch.cuda.empty_cache()
-    return results
+        ms.append(start.elapsed_time(end))
+    row = {"conv": conv, "cudnn_benchmark": bench, "precision": precision, "steps": steps,
+           "prep_s": prep, "ms_p50": statistics.median(ms), "ms_min": min(ms)}
+    print(f"  loop conv={conv:6s} cudnn.benchmark={bench!s:5s} {precision} K={steps}: "
+          f"{row['ms_p50']:.2f} ms (min {min(ms):.2f}; prepare {prep:.1f} s)", flush=True)
+    return row
 
 
 def main(argv=None) -> int:
