@@ -296,10 +296,16 @@ def conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] 
     if impl not in IMPLS:
         raise ValueError(f"unknown impl {impl!r}; choose one of {IMPLS}")
     on_gpu = x.is_cuda and not interpreter_enabled()
+    why_not = tma_supported(x, c_out)
+    if why_not is None:
+        misaligned = [name for name, t in (("x", x), ("weight", weight), ("out", out), ("residual", residual))
+                      if t is not None and t.data_ptr() % 16]
+        if misaligned:
+            why_not = f"{', '.join(misaligned)} not 16-byte aligned (a view with an offset?)"
     if impl == "auto":
-        impl = "tma" if on_gpu and tma_supported(x, c_out) is None else "pointer"
-    elif impl == "tma" and tma_supported(x, c_out) is not None:
-        raise ValueError(f"impl 'tma' cannot run this convolution: {tma_supported(x, c_out)}")
+        impl = "tma" if on_gpu and why_not is None else "pointer"
+    elif impl == "tma" and why_not is not None:
+        raise ValueError(f"impl 'tma' cannot run this convolution: {why_not}")
     m = n * h * w
     if m == 0 or c_out == 0:
         return out

@@ -91,6 +91,11 @@ def test_conv3x3_tma_refuses_what_it_cannot_take(env):
         op.conv3x3(x.float(), weight.float(), impl="tma")
     with pytest.raises(ValueError, match="unknown impl"):
         op.conv3x3(x, weight, impl="wgmma")
+    # A contiguous view starting 4 elements (8 bytes) into its storage: TMA needs 16-byte alignment.
+    shifted = torch.randn(330, device=device, dtype=torch.float16)[4:4 + 320].view(1, 4, 5, 16)
+    w16 = op.pack_conv3x3_weight(torch.randn(16, 16, 3, 3), torch.float16).to(device)
+    with pytest.raises(ValueError, match="x not 16-byte aligned"):
+        op.conv3x3(shifted, w16, impl="tma")
 
 
 def test_conv3x3_equals_conv2d_without_bias(env):
