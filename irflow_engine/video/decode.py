@@ -45,6 +45,7 @@ class VideoInfo:
     bit_rate: int
     plan: FormatPlan
     colour: Colour
+    rotation: float = 0.0        # display rotation, degrees counter-clockwise (phone videos: 90, 270)
 
     @property
     def layout(self) -> PixfmtLayout:
@@ -75,6 +76,22 @@ def open_input(path):
         return av.open(str(path), mode="r")
     except av.FFmpegError as e:
         raise VideoError(f"cannot read {path} as a video: {e.strerror or e} (not a video, truncated or corrupt?)") from None
+
+
+def probe_rotation(path) -> float:
+    """The display rotation of the first video stream (degrees counter-clockwise; 0 if none).
+
+    FFmpeg keeps it as display-matrix side data that PyAV exposes on decoded frames only, so the
+    first frame is decoded from a second, short-lived opening of the file.
+    """
+    import av
+
+    try:
+        with av.open(str(path), mode="r") as container:
+            frame = next(container.decode(video=0), None)
+            return float(getattr(frame, "rotation", 0) or 0) if frame is not None else 0.0
+    except (av.FFmpegError, StopIteration, ValueError):
+        return 0.0
 
 
 class VideoSource:
@@ -123,7 +140,7 @@ class VideoSource:
             frames = int(round(duration * rate))
         info = VideoInfo(self.path, cc.width, cc.height, cc.name, Fraction(rate) if rate else None,
                          Fraction(stream.time_base), frames, exact, duration, int(cc.bit_rate or stream.bit_rate or 0),
-                         plan, colour_of(cc, cc.height, plan))
+                         plan, colour_of(cc, cc.height, plan), probe_rotation(self.path))
         return info, stream
 
     def batches(self, size: int, alloc: Callable[[int], torch.Tensor], clock: StageClock) -> Iterator[DecodedBatch]:

@@ -147,6 +147,13 @@ class VideoSink:
         for k, v in dict(self.tags, color_primaries=colour.color_primaries, color_trc=colour.color_trc).items():
             setattr(cc, k, v)
         self.layout = PixfmtLayout(AV_TO_PIXFMT[self.work_av], info.height, info.width, colour.matrix, colour.range)
+        if info.rotation:
+            # Frames are restored as stored; the display matrix tells players to turn them.
+            if hasattr(stream, "set_display_rotation"):  # PyAV >= 18
+                stream.set_display_rotation(info.rotation)
+            else:
+                log.warning("%s: the input is displayed rotated by %g°, which this PyAV (< 18) cannot write: "
+                            "the output will play unrotated", info.path.name, info.rotation)
         self.stream = stream
         self.copies: Dict[int, object] = {}
         for s in copied:
