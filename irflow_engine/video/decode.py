@@ -90,8 +90,8 @@ def probe_rotation(path) -> float:
         with av.open(str(path), mode="r") as container:
             frame = next(container.decode(video=0), None)
             return float(getattr(frame, "rotation", 0) or 0) if frame is not None else 0.0
-    except (av.FFmpegError, StopIteration, ValueError):
-        return 0.0
+    except (av.FFmpegError, StopIteration, ValueError, IndexError):
+        return 0.0  # unreadable here: the main decode reports the file's problem itself
 
 
 class VideoSource:
