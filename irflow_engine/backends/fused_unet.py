@@ -130,15 +130,18 @@ class _FusedResBlock:
 
     def __call__(self, x: torch.Tensor, evaluation: int) -> torch.Tensor:
         scale, shift = self.film.scale_shift(evaluation)
-        residual = x if self.res_conv is None else self.res_conv(x)
-        if isinstance(self.conv1, _TritonConv3x3):  # epilogues fused into the convolutions
+        # The residual is made just before its use, so it is not held across the convolutions.
+        if isinstance(self.conv1, _TritonConv3x3):  # the epilogues run inside the convolutions
             h = self.conv1(x, epilogue="film_silu", scale=scale, shift=shift)
-            return self.conv2(h, epilogue="silu_residual", residual=residual)
+            return self.conv2(h, epilogue="silu_residual", residual=self._residual(x))
         h = self.conv1(x)
         film_silu(_nhwc(h), scale, shift, out=_nhwc(h))
         h = self.conv2(h)
-        silu_residual(_nhwc(h), _nhwc(residual), out=_nhwc(h))
+        silu_residual(_nhwc(h), _nhwc(self._residual(x)), out=_nhwc(h))
         return h
+
+    def _residual(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.res_conv is None else self.res_conv(x)
 
 
 class _FusedAttention:
