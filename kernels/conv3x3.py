@@ -293,9 +293,22 @@ def conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] 
             raise ValueError("out must not alias x (the convolution reads neighbours of every pixel)")
         if residual is not None and out.data_ptr() == residual.data_ptr():
             raise ValueError("out must not alias residual (autotuning runs the kernel more than once)")
+    impl = _choose_impl(impl, x, weight, out, residual, c_out)
+    m = n * h * w
+    if m == 0 or c_out == 0:
+        return out
+    dummy = weight  # never read: the constexpr switches keep those loads out of the kernel
+    tensors = (x, weight, bias if bias is not None else dummy, scale if scale is not None else dummy,
+               shift if shift is not None else dummy, residual if residual is not None else dummy, out)
+    launch = _launch_tma if impl == "tma" else _launch_pointer
+    launch(tensors, n, h, w, c_in, c_out, HAS_BIAS=bias is not None, EPILOGUE=EPILOGUES[epilogue])
+    return out
+
+
+def _choose_impl(impl, x, weight, out, residual, c_out) -> str:
+    """"tma" or "pointer" for `impl` ("auto" picks TMA on a GPU where `tma_supported` says so)."""
     if impl not in IMPLS:
         raise ValueError(f"unknown impl {impl!r}; choose one of {IMPLS}")
-    on_gpu = x.is_cuda and not interpreter_enabled()
     why_not = tma_supported(x, c_out)
     if why_not is None:
         misaligned = [name for name, t in (("x", x), ("weight", weight), ("out", out), ("residual", residual))
@@ -303,44 +316,43 @@ def conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] 
         if misaligned:
             why_not = f"{', '.join(misaligned)} not 16-byte aligned (a view with an offset?)"
     if impl == "auto":
-        impl = "tma" if on_gpu and why_not is None else "pointer"
-    elif impl == "tma" and why_not is not None:
+        return "tma" if x.is_cuda and not interpreter_enabled() and why_not is None else "pointer"
+    if impl == "tma" and why_not is not None:
         raise ValueError(f"impl 'tma' cannot run this convolution: {why_not}")
+    return impl
+
+
+def _launch_tma(tensors, n, h, w, c_in, c_out, **flags) -> None:
+    _set_descriptor_allocator()
+    args = tensors + (n, h, w, c_in, c_out)
+    if tensors[0].is_cuda and not interpreter_enabled():
+        def grid(meta):
+            return (n * triton.cdiv(h, meta["BH"]) * triton.cdiv(w, meta["BW"]) * triton.cdiv(c_out, meta["BLOCK_N"]),)
+        _conv3x3_tma_tuned[grid](*args, **flags)
+        return
+    # The interpreter: fixed small tiles that still cross the image's edges.
+    bh, bw = 2, max(8, min(32, next_power_of_2(w)))
+    bn = max(16, min(64, next_power_of_2(c_out)))
+    bk = max(16, min(64, next_power_of_2(c_in)))
+    grid = (n * triton.cdiv(h, bh) * triton.cdiv(w, bw) * triton.cdiv(c_out, bn),)
+    _conv3x3_tma_kernel[grid](*args, **flags, BH=bh, BW=bw, BLOCK_N=bn, BLOCK_K=bk)
+
+
+def _launch_pointer(tensors, n, h, w, c_in, c_out, **flags) -> None:
     m = n * h * w
-    if m == 0 or c_out == 0:
-        return out
-    dummy = weight  # never read: the constexpr switches keep those loads out of the kernel
-    args = (x, weight, bias if bias is not None else dummy, scale if scale is not None else dummy,
-            shift if shift is not None else dummy, residual if residual is not None else dummy, out,
-            m, h, w, c_in, c_out)
-    if impl == "tma":
-        _set_descriptor_allocator()
-        tma_args = args[:7] + (n, h, w, c_in, c_out)
-        tma_flags = dict(HAS_BIAS=bias is not None, EPILOGUE=EPILOGUES[epilogue])
-        if on_gpu:
-            def tma_grid(meta):
-                return (n * triton.cdiv(h, meta["BH"]) * triton.cdiv(w, meta["BW"]) * triton.cdiv(c_out, meta["BLOCK_N"]),)
-            _conv3x3_tma_tuned[tma_grid](*tma_args, **tma_flags)
-        else:
-            bh, bw = 2, max(8, min(32, next_power_of_2(w)))
-            bn = max(16, min(64, next_power_of_2(c_out)))
-            bk = max(16, min(64, next_power_of_2(c_in)))
-            grid = (n * triton.cdiv(h, bh) * triton.cdiv(w, bw) * triton.cdiv(c_out, bn),)
-            _conv3x3_tma_kernel[grid](*tma_args, **tma_flags, BH=bh, BW=bw, BLOCK_N=bn, BLOCK_K=bk)
-        return out
-    flags = dict(HAS_BIAS=bias is not None, EPILOGUE=EPILOGUES[epilogue], IEEE=x.dtype == torch.float32)
-    if on_gpu:
+    args = tensors + (m, h, w, c_in, c_out)
+    flags["IEEE"] = tensors[0].dtype == torch.float32
+    if tensors[0].is_cuda and not interpreter_enabled():
         def grid(meta):
             return (triton.cdiv(m, meta["BLOCK_M"]) * triton.cdiv(c_out, meta["BLOCK_N"]),)
         _conv3x3_tuned[grid](*args, **flags)
-    else:
-        # The interpreter pays per program and per loop iteration: big tiles, no tuning.
-        bm = min(256, max(16, next_power_of_2(m)))
-        bn = max(16, min(64, next_power_of_2(c_out)))
-        bk = max(16, min(64, next_power_of_2(c_in)))
-        grid = (triton.cdiv(m, bm) * triton.cdiv(c_out, bn),)
-        _conv3x3_kernel[grid](*args, **flags, BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk)
-    return out
+        return
+    # The interpreter pays per program and per loop iteration: big tiles, no tuning.
+    bm = min(256, max(16, next_power_of_2(m)))
+    bn = max(16, min(64, next_power_of_2(c_out)))
+    bk = max(16, min(64, next_power_of_2(c_in)))
+    grid = (triton.cdiv(m, bm) * triton.cdiv(c_out, bn),)
+    _conv3x3_kernel[grid](*args, **flags, BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk)
 
 
 def conv3x3_reference(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None, *,
