@@ -36,10 +36,12 @@ STORAGE_DTYPES: Dict[str, torch.dtype] = {"fp32": torch.float32, **AUTOCAST_DTYP
 
 
 @contextlib.contextmanager
-def _cudnn_benchmark(on: bool):
-    """torch.backends.cudnn.benchmark = on inside the block (only that flag; restored after)."""
+def _cudnn_benchmark(on: Optional[bool]):
+    """torch.backends.cudnn.benchmark = on inside the block (only that flag; restored after);
+    None leaves it as the application set it."""
     before = torch.backends.cudnn.benchmark
-    torch.backends.cudnn.benchmark = on
+    if on is not None:
+        torch.backends.cudnn.benchmark = on
     try:
         yield
     finally:
@@ -115,10 +117,11 @@ class TritonBackend(Backend):
     warmup_runs = 2
 
     def __init__(self, model, schedule, precision, device, *, max_graphs: Optional[int] = None,
-                 conv: str = "cudnn", cudnn_benchmark: bool = False):
+                 conv: str = "cudnn", cudnn_benchmark: Optional[bool] = None):
         """`conv`: "cudnn" or "triton" (3×3 convs on the Triton kernel with fused epilogues);
-        `cudnn_benchmark`: let cuDNN time its algorithms for each shape during the warm-up runs
-        before capture (torch.backends.cudnn.benchmark, set only around the warm-up and capture)."""
+        `cudnn_benchmark`: True lets cuDNN time its algorithms for each shape during the warm-up
+        runs before capture, False forbids it (torch.backends.cudnn.benchmark, set only around the
+        warm-up and capture); None (default) keeps the application's setting."""
         super().__init__(model, schedule, precision, device)
         reason = self.unavailable_reason(self.device, precision)
         if reason is not None:
