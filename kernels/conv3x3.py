@@ -54,6 +54,22 @@ IMPLS = ("auto", "pointer", "tma")
 
 
 @triton.jit
+def _bias_film_silu(acc, offs_n, n_mask, bias_ptr, scale_ptr, shift_ptr,
+                    HAS_BIAS: tl.constexpr, EPILOGUE: tl.constexpr):
+    """Both kernels' epilogue on the fp32 accumulator, up to the residual (which each loads its way)."""
+    y = acc
+    if HAS_BIAS:
+        y += tl.load(bias_ptr + offs_n, mask=n_mask, other=0.0)[None, :]
+    if EPILOGUE == 1:
+        scale = tl.load(scale_ptr + offs_n, mask=n_mask, other=0.0)
+        shift = tl.load(shift_ptr + offs_n, mask=n_mask, other=0.0)
+        y = y * (scale[None, :] + 1.0) + shift[None, :]
+    if EPILOGUE != 0:
+        y = y * tl.sigmoid(y)
+    return y
+
+
+@triton.jit
 def _conv3x3_kernel(
     x_ptr,            # *T   [N·H·W, Cin] input pixels, channels contiguous
     w_ptr,            # *T   [9·Cin, Cout] packed weight
@@ -102,18 +118,10 @@ def _conv3x3_kernel(
         else:
             acc = tl.dot(a, b, acc)
 
-    y = acc
-    if HAS_BIAS:
-        y += tl.load(bias_ptr + offs_n, mask=n_mask, other=0.0)[None, :]
+    y = _bias_film_silu(acc, offs_n, n_mask, bias_ptr, scale_ptr, shift_ptr, HAS_BIAS, EPILOGUE)
     dst = offs_m.to(tl.int64)[:, None] * C_out + offs_n[None, :]
     mask = m_mask[:, None] & n_mask[None, :]
-    if EPILOGUE == 1:
-        scale = tl.load(scale_ptr + offs_n, mask=n_mask, other=0.0)
-        shift = tl.load(shift_ptr + offs_n, mask=n_mask, other=0.0)
-        y = y * (scale[None, :] + 1.0) + shift[None, :]
-        y = y * tl.sigmoid(y)
-    elif EPILOGUE == 2:
-        y = y * tl.sigmoid(y)
+    if EPILOGUE == 2:
         y += tl.load(res_ptr + dst, mask=mask, other=0.0).to(tl.float32)
     tl.store(out_ptr + dst, y.to(out_ptr.dtype.element_ty), mask=mask)
 
@@ -167,19 +175,11 @@ def _conv3x3_tma_kernel(
 
     offs_n = n0 + tl.arange(0, BLOCK_N)
     n_mask = offs_n < C_out
-    y = acc
-    if HAS_BIAS:
-        y += tl.load(bias_ptr + offs_n, mask=n_mask, other=0.0)[None, :]
-    if EPILOGUE == 1:
-        scale = tl.load(scale_ptr + offs_n, mask=n_mask, other=0.0)
-        shift = tl.load(shift_ptr + offs_n, mask=n_mask, other=0.0)
-        y = y * (scale[None, :] + 1.0) + shift[None, :]
-        y = y * tl.sigmoid(y)
-    elif EPILOGUE == 2:
+    y = _bias_film_silu(acc, offs_n, n_mask, bias_ptr, scale_ptr, shift_ptr, HAS_BIAS, EPILOGUE)
+    if EPILOGUE == 2:
         res_desc = tl.make_tensor_descriptor(res_ptr, shape=[N, H, W, C_out],
                                              strides=[H * W * C_out, W * C_out, C_out, 1],
                                              block_shape=[1, BH, BW, BLOCK_N])
-        y = y * tl.sigmoid(y)
         y += res_desc.load([img, h0, w0, n0]).reshape(BLOCK_M, BLOCK_N).to(tl.float32)
     out_desc.store([img, h0, w0, n0], y.to(out_ptr.dtype.element_ty).reshape(1, BH, BW, BLOCK_N))
 

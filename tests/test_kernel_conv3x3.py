@@ -42,18 +42,22 @@ def _operands(shape, dtype, device, seed):
 def test_conv3x3_matches_reference(env, shape, epilogue):
     device, op = env
     for dtype in dtypes_here(device):
-        x, weight4, bias, scale, shift, residual = _operands(shape, dtype, device, seed=1)
-        weight = op.pack_conv3x3_weight(weight4, dtype).to(device)
-        kwargs = dict(epilogue=epilogue)
-        if epilogue == "film_silu":
-            kwargs.update(scale=scale, shift=shift)
-        if epilogue == "silu_residual":
-            kwargs.update(residual=residual)
-        out = poisoned(shape[:3] + (shape[4],), dtype, device)
-        got = op.conv3x3(x, weight, bias, out=out, **kwargs)
-        assert got is out and got.dtype == dtype
-        expected = op.conv3x3_reference(x, weight, bias, **kwargs)
-        assert_close_report(got, expected, REL_TOL[dtype], f"{dtype} {shape} {epilogue}")
+        _check_against_reference(op, device, shape, epilogue, dtype, seed=1, impl="auto")
+
+
+def _check_against_reference(op, device, shape, epilogue, dtype, seed, impl):
+    x, weight4, bias, scale, shift, residual = _operands(shape, dtype, device, seed=seed)
+    weight = op.pack_conv3x3_weight(weight4, dtype).to(device)
+    kwargs = dict(epilogue=epilogue)
+    if epilogue == "film_silu":
+        kwargs.update(scale=scale, shift=shift)
+    if epilogue == "silu_residual":
+        kwargs.update(residual=residual)
+    out = poisoned(shape[:3] + (shape[4],), dtype, device)
+    got = op.conv3x3(x, weight, bias, out=out, impl=impl, **kwargs)
+    assert got is out and got.dtype == dtype
+    expected = op.conv3x3_reference(x, weight, bias, **kwargs)
+    assert_close_report(got, expected, REL_TOL[dtype], f"{impl} {dtype} {shape} {epilogue}")
 
 
 # The TMA kernel's shapes: channel counts multiples of 8 (16-byte rows); H, W not multiples of
@@ -68,17 +72,7 @@ def test_conv3x3_tma_matches_reference(env, shape, epilogue):
     if device.type == "cuda" and torch.cuda.get_device_capability() < (9, 0):
         pytest.skip("the TMA kernel needs compute capability 9.0+")
     for dtype in [d for d in dtypes_here(device) if d != torch.float32]:
-        x, weight4, bias, scale, shift, residual = _operands(shape, dtype, device, seed=3)
-        weight = op.pack_conv3x3_weight(weight4, dtype).to(device)
-        kwargs = dict(epilogue=epilogue)
-        if epilogue == "film_silu":
-            kwargs.update(scale=scale, shift=shift)
-        if epilogue == "silu_residual":
-            kwargs.update(residual=residual)
-        out = poisoned(shape[:3] + (shape[4],), dtype, device)
-        got = op.conv3x3(x, weight, bias, out=out, impl="tma", **kwargs)
-        expected = op.conv3x3_reference(x, weight, bias, **kwargs)
-        assert_close_report(got, expected, REL_TOL[dtype], f"tma {dtype} {shape} {epilogue}")
+        _check_against_reference(op, device, shape, epilogue, dtype, seed=3, impl="tma")
 
 
 def test_conv3x3_tma_refuses_what_it_cannot_take(env):
