@@ -2,6 +2,7 @@
 
     graph.py         export-ready network / K-step sampler modules (padding in the graph, schedule folded)
     onnx.py          ONNX export, metadata, ONNX Runtime sessions, parity against eager
+    graph_cache.py   exported sampler graphs cached on disk (keyed by weights and settings)
     calib_frames.py  calibration frames (image folders, iterables, a video-reader hook) and feeds
     calibrate.py     INT8: calibration, the reusable calibration table, Q/DQ quantisation
     quant_report.py  per-layer error of a Q/DQ model against its float model

@@ -21,10 +21,11 @@ from typing import Dict, Optional, Sequence, Tuple
 
 from .._version import __version__
 from ..atomic import atomic_path
+from ..config import CACHE_ROOT
 
 SIDECAR_FORMAT = 1
 ENGINE_SUFFIX = ".engine"
-DEFAULT_CACHE_DIR = Path.home() / ".cache" / "irflow_engine" / "tensorrt"
+DEFAULT_CACHE_DIR = CACHE_ROOT / "tensorrt"
 
 Shape = Tuple[int, ...]
 

@@ -30,9 +30,11 @@ def add_engine_options(p: argparse.ArgumentParser, device: bool = True) -> None:
                    help="network steps K (default: the checkpoint's, else 3)")
     p.add_argument("--solver", choices=SOLVERS, default=None,
                    help="sampler (default: the checkpoint's, else euler); 'heun' is the reference's Heun-2")
-    p.add_argument("--backend", default="eager",
-                   help="eager | compile | triton (CUDA) | onnxruntime | tensorrt (CUDA, TensorRT) | auto: triton "
-                        "on CUDA when available, else eager (default: eager)")
+    p.add_argument("--backend", default="auto",
+                   help="auto | eager | compile | triton (CUDA) | onnxruntime | tensorrt (CUDA, TensorRT). auto "
+                        "(default) picks the fastest measured for the device and precision: triton on CUDA in "
+                        "fp16/bf16, onnxruntime on the CPU in fp32 when installed (its exported graph is cached "
+                        "in $IRFLOW_CACHE_DIR or ~/.cache/irflow_engine), else eager (the reference)")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32", help="default: fp32")
     if device:
         p.add_argument("--device", default="auto", help="cpu | cuda | cuda:N | auto (default: auto)")

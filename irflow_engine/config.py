@@ -8,11 +8,16 @@ precision, schedule) from the public API down to a backend.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional
 
 # Number of integer flow time steps: t ∈ {0, …, T}.
 FLOW_T = 1000
+
+# Where exported graphs and engines are cached: $IRFLOW_CACHE_DIR, else ~/.cache/irflow_engine.
+CACHE_ROOT = Path(os.environ.get("IRFLOW_CACHE_DIR") or Path.home() / ".cache" / "irflow_engine")
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 SOLVERS = ("euler", "heun")

@@ -1,5 +1,7 @@
 """Shared fixtures: the reference golden vectors and a tiny checkpoint made from them.
 
+The cache of exported graphs points at a temporary folder for the session.
+
 Also the Triton set-up: on a machine without a GPU the Triton kernels are tested in Triton's CPU
 interpreter. Triton decides interpreter-or-compiler when a kernel is decorated (the first import
 of an op module in `irflow_engine.kernels`), so TRITON_INTERPRET is set here, before any test
@@ -9,7 +11,16 @@ compiled kernels are tested on it instead.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
+
+# Exported graphs and engines go to a throw-away cache, not the user's ~/.cache/irflow_engine
+# (set before irflow_engine is imported: config.CACHE_ROOT reads it once).
+_CACHE = tempfile.mkdtemp(prefix="irflow-test-cache-")
+os.environ["IRFLOW_CACHE_DIR"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 
 if "TRITON_INTERPRET" not in os.environ:
     import torch as _torch  # importing torch does not import Triton

@@ -25,17 +25,24 @@ BACKENDS: Dict[str, Type[Backend]] = {
 
 
 def resolve_backend_name(name: str, device: torch.device, precision: str = "fp16") -> str:
-    """'auto' -> the best backend available on `device`; other names unchanged.
+    """'auto' -> the fastest backend measured for (`device`, `precision`) that can run here;
+    other names unchanged.
 
-    On CUDA that is 'triton' when Triton works there in `precision`, else 'eager' (also on the
-    CPU: Triton's interpreter is for tests only).
+    - CUDA, fp16/bf16: 'triton' when Triton works there (2.5× eager at 720p, docs/PERF.md);
+    - CPU, fp32: 'onnxruntime' when onnxruntime and onnx are installed (2.2× eager, docs/PERF.md);
+    - otherwise 'eager' (Triton's CPU interpreter is for tests only; fp32 on CUDA stays on the
+      reference path, the fused fp32 path has not been measured on a GPU).
     """
-    if name == "auto":
-        device = torch.device(device)
-        if device.type == "cuda" and TritonBackend.unavailable_reason(device, precision) is None:
+    if name != "auto":
+        return name
+    device = torch.device(device)
+    if device.type == "cuda":
+        if precision in ("fp16", "bf16") and TritonBackend.unavailable_reason(device, precision) is None:
             return "triton"
         return "eager"
-    return name
+    if device.type == "cpu" and precision == "fp32" and OnnxRuntimeBackend.unavailable_reason(device, precision) is None:
+        return "onnxruntime"
+    return "eager"
 
 
 def build_backend(name: str, model: ConditionalUNet, schedule: Schedule, precision: str,

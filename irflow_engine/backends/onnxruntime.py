@@ -1,8 +1,11 @@
 """The "onnxruntime" backend: the K-step sampler exported to ONNX, run by ONNX Runtime.
 
 Construction exports the sampler graph (`irflow_engine.export.onnx.export_graph`: schedule and
-time embeddings folded, padding inside, any N/H/W) in memory and opens a session on it. On the CPU
-the session uses the CPU execution provider. On CUDA it needs an onnxruntime build with the CUDA
+time embeddings folded, padding inside, any N/H/W), or reads it from the graph cache
+(`irflow_engine.export.graph_cache`, keyed by the weights and settings; `graph_cache=None` turns it
+off), and opens a session on it. On the CPU the session uses the CPU execution provider: there it
+is about 2.2× faster than the eager backend (docs/PERF.md), which is why `backend="auto"` picks it
+for fp32 on the CPU. On CUDA it needs an onnxruntime build with the CUDA
 provider (`onnxruntime-gpu`); the TensorRT provider is put first when that build has it. CUDA
 inputs and outputs are bound by address (I/O binding), so frames never leave the GPU; ONNX Runtime
 runs on its own CUDA stream, so a call waits for torch's current stream first and returns when
@@ -11,18 +14,20 @@ the output is ready.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import List, Optional
 
 import numpy as np
 import torch
 
+from ..config import CACHE_ROOT
 from .base import Backend
+
+_DEFAULT = object()
 
 GRAPH_PRECISIONS = ("fp32", "fp16")
 # Tried in this order on CUDA, among those the installed onnxruntime has.
 CUDA_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
-TRT_PROVIDER_CACHE = Path.home() / ".cache" / "irflow_engine" / "ort-tensorrt"
+TRT_PROVIDER_CACHE = CACHE_ROOT / "ort-tensorrt"
 
 
 def _available_providers() -> Optional[List[str]]:
@@ -48,12 +53,16 @@ def session_providers(device: torch.device, available: List[str]) -> list:
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
-    def __init__(self, model, schedule, precision, device):
+    def __init__(self, model, schedule, precision, device, *, graph_cache=_DEFAULT):
+        """`graph_cache`: folder of cached sampler graphs (default: `graph_cache.DEFAULT_GRAPH_CACHE`,
+        under $IRFLOW_CACHE_DIR or ~/.cache/irflow_engine); None exports every time."""
         super().__init__(model, schedule, precision, device)
-        from ..export.onnx import SAMPLER_IO, export_graph, ort_session
+        from ..export.graph_cache import DEFAULT_GRAPH_CACHE, cached_sampler_graph
+        from ..export.onnx import SAMPLER_IO, ort_session
 
         (self.input_name,), self.output_name = SAMPLER_IO
-        self.graph = export_graph(model, schedule, precision)
+        cache_dir = DEFAULT_GRAPH_CACHE if graph_cache is _DEFAULT else graph_cache
+        self.graph, self.graph_path = cached_sampler_graph(model, schedule, precision, cache_dir)
         if self.device.type == "cuda":
             TRT_PROVIDER_CACHE.mkdir(parents=True, exist_ok=True)
         self.session = ort_session(self.graph, session_providers(self.device, _available_providers()))
