@@ -205,6 +205,7 @@ def add_export_parser(sub) -> None:
     t.add_argument("--workspace-mib", type=int, default=4096, help="builder workspace limit (MiB)")
     t.add_argument("--opt-level", type=int, default=3, help="builder optimisation level 0-5 (default 3)")
     t.add_argument("--timing-cache", type=Path, default=None, help="timing cache file, read and updated")
-    t.add_argument("--cache-dir", type=Path, default=None, help="engine cache folder (default $IRFLOW_CACHE_DIR/tensorrt, else ~/.cache/irflow_engine/tensorrt)")
+    t.add_argument("--cache-dir", type=Path, default=None,
+                   help="engine cache folder (default $IRFLOW_CACHE_DIR/tensorrt, else ~/.cache/irflow_engine/tensorrt)")
     t.add_argument("--rebuild", action="store_true", help="build even when a matching engine exists")
     t.set_defaults(func=cmd_export_tensorrt)
