@@ -29,7 +29,7 @@ def resolve_backend_name(name: str, device: torch.device, precision: str = "fp16
     other names unchanged.
 
     - CUDA, fp16/bf16: 'triton' when Triton works there (2.5× eager at 720p, docs/PERF.md);
-    - CPU, fp32: 'onnxruntime' when onnxruntime and onnx are installed (2.2× eager, docs/PERF.md);
+    - CPU, fp32: 'onnxruntime' when onnxruntime and onnx are installed (1.8–2.5× eager, docs/PERF.md);
     - otherwise 'eager' (Triton's CPU interpreter is for tests only; fp32 on CUDA stays on the
       reference path, the fused fp32 path has not been measured on a GPU).
     """

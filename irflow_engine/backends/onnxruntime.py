@@ -4,7 +4,7 @@ Construction exports the sampler graph (`irflow_engine.export.onnx.export_graph`
 time embeddings folded, padding inside, any N/H/W), or reads it from the graph cache
 (`irflow_engine.export.graph_cache`, keyed by the weights and settings; `graph_cache=None` turns it
 off), and opens a session on it. On the CPU the session uses the CPU execution provider: there it
-is about 2.2× faster than the eager backend (docs/PERF.md), which is why `backend="auto"` picks it
+is 1.8–2.5× faster than the eager backend (docs/PERF.md), which is why `backend="auto"` picks it
 for fp32 on the CPU. On CUDA it needs an onnxruntime build with the CUDA
 provider (`onnxruntime-gpu`); the TensorRT provider is put first when that build has it. CUDA
 inputs and outputs are bound by address (I/O binding), so frames never leave the GPU; ONNX Runtime
