@@ -22,8 +22,11 @@
 # ./gpu_out; when $OUT is set, WORK_DIR less the training run folders is packed into
 # $OUT/gpu_out.tar.gz at exit, and the test summary is copied to $OUT/tests_summary.txt).
 # Knobs: DEADLINE_S (the benchmark part, default 480), BENCH, CONV_BENCH, CONV_LAYERS, TESTS,
-# TRAIN (1/0), RES, MAIN_STEPS, MAIN_RUNS, COMPILE_STEPS, CONV_VARIANTS, CONV_PRECISIONS,
-# TRAIN_TASKS, TRAIN_BUDGET_S (default 120).
+# CHECKS (triton_check + pixel formats, 1/0), TRAIN (1/0), RES, MAIN_STEPS, MAIN_RUNS,
+# COMPILE_STEPS, CONV_VARIANTS, CONV_PRECISIONS, TRAIN_TASKS, TRAIN_BUDGET_S (default 120),
+# CUDA_EXT=1 (build the extension's CUDA path even when CHECKS=0 TESTS=0).
+# Training alone (nothing else on the GPU, no nvcc build):
+#   CHECKS=0 TESTS=0 BENCH=0 TRAIN=1 TRAIN_TASKS=denoise-ft TRAIN_BUDGET_S=420 bash benchmarks/gpu_check.sh
 set -uo pipefail
 export PYTHONUNBUFFERED=1   # logs of a process that a timeout kills keep what it printed
 cd "$(dirname "$0")/.."
@@ -49,6 +52,11 @@ echo "== build"
 if [[ -z "${CUDAARCHS:-}" ]]; then
   cap=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d '. ')
   [[ "$cap" =~ ^[0-9]+$ ]] && export CUDAARCHS="$cap"
+fi
+# Only the pixel-format checks and the tests use the extension's CUDA path: without them
+# (CHECKS=0 TESTS=0, e.g. a training-only call) skip nvcc, which is most of the build time.
+if [[ "${CHECKS:-1}" == 0 && "${TESTS:-1}" == 0 && "${CUDA_EXT:-0}" != 1 ]]; then
+  export CMAKE_ARGS="${CMAKE_ARGS:-} -DIRFLOW_WITH_CUDA=OFF"
 fi
 "$py" -m pip install -v --no-build-isolation --no-deps -e . > "$work/build.log" 2>&1 \
   || { tail -30 "$work/build.log"; echo "BUILD FAILED"; exit 1; }
@@ -130,11 +138,13 @@ if [[ "${TESTS:-1}" == 1 ]]; then
     --junitxml="$work/tests.xml" tests > "$work/tests.log" 2>&1 &
   pids+=($!)
 fi
-timeout 200 "$py" benchmarks/triton_check.py --json "$work/triton_check.json" \
-  > "$work/triton_check.log" 2> "$work/triton_check.err" &
-pids+=($!)
-timeout 100 "$py" benchmarks/gpu_check_pixfmt.py > "$work/pixfmt_check.log" 2>&1 &
-pids+=($!)
+if [[ "${CHECKS:-1}" == 1 ]]; then
+  timeout 200 "$py" benchmarks/triton_check.py --json "$work/triton_check.json" \
+    > "$work/triton_check.log" 2> "$work/triton_check.err" &
+  pids+=($!)
+  timeout 100 "$py" benchmarks/gpu_check_pixfmt.py > "$work/pixfmt_check.log" 2>&1 &
+  pids+=($!)
+fi
 train_and_eval() {  # NAME CONFIG EVAL_ARGS...: train configs/CONFIG.json on the GPU as irflow-NAME, score it there
   local name="$1" config="$2"; shift 2
   local weights="$work/irflow-$name.safetensors"
@@ -159,9 +169,11 @@ fi
 for p in "${pids[@]}"; do wait "$p"; done
 echo "side-by-side phase done at ${SECONDS}s"
 echo "-- tests"; grep -E "^(FAILED|ERROR)" "$work/tests.log" 2>/dev/null | head -20; tail -2 "$work/tests.log" 2>/dev/null
-echo "-- triton backend"; grep -E "^(PASS|FAIL)|checks passed" "$work/triton_check.log"
-grep -E "Error|error" "$work/triton_check.err" | grep -v -i warn | tail -4
-echo "-- pixel formats"; tail -14 "$work/pixfmt_check.log"
+if [[ "${CHECKS:-1}" == 1 ]]; then
+  echo "-- triton backend"; grep -E "^(PASS|FAIL)|checks passed" "$work/triton_check.log"
+  grep -E "Error|error" "$work/triton_check.err" | grep -v -i warn | tail -4
+  echo "-- pixel formats"; tail -14 "$work/pixfmt_check.log"
+fi
 for name in denoise-s denoise-s-ft derain-s; do
   [[ -f "$work/train_$name.log" ]] || continue
   echo "-- train $name"; grep -E "ms/step|done at step" "$work/train_$name.log"
