@@ -16,8 +16,21 @@ from typing import Optional
 # Number of integer flow time steps: t ∈ {0, …, T}.
 FLOW_T = 1000
 
-# Where exported graphs and engines are cached: $IRFLOW_CACHE_DIR, else ~/.cache/irflow_engine.
-CACHE_ROOT = Path(os.environ.get("IRFLOW_CACHE_DIR") or Path.home() / ".cache" / "irflow_engine")
+
+def _cache_root() -> Path:
+    """$IRFLOW_CACHE_DIR, else ~/.cache/irflow_engine (a temporary folder when there is no home)."""
+    if os.environ.get("IRFLOW_CACHE_DIR"):
+        return Path(os.environ["IRFLOW_CACHE_DIR"])
+    try:
+        return Path.home() / ".cache" / "irflow_engine"
+    except RuntimeError:  # no $HOME and no password entry (some containers)
+        import tempfile
+
+        return Path(tempfile.gettempdir()) / "irflow_engine-cache"
+
+
+# Where exported graphs and engines are cached (read once, at import).
+CACHE_ROOT = _cache_root()
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 SOLVERS = ("euler", "heun")
