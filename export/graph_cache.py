@@ -7,7 +7,8 @@ bytes), the architecture, the schedule, the graph precision, the clamp flag, the
 versions of irflow_engine, torch and onnx. The key is also written into the graph's metadata and
 checked on reading, so an entry that fails to parse or does not carry its own key is exported again
 and replaced. Entries are written atomically (write, then rename), a hit refreshes the entry's
-modification time, and the least recently used entries beyond `max_entries` are deleted.
+modification time, and the least recently used entries beyond `max_entries` (16) or 2 GiB in all
+are deleted.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_GRAPH_CACHE = CACHE_ROOT / "onnx"
 DEFAULT_MAX_ENTRIES = 16
+DEFAULT_MAX_BYTES = 2 << 30   # irflow-unet64's fp32 sampler is ~0.55 GB, the bundled models' ~10 MB
 KEY_PROPERTY = "irflow_cache_key"
 KEY_FORMAT = 1  # bump when what the key covers changes
 
@@ -70,16 +72,22 @@ def _read_entry(path: Path, key: str):
     return proto
 
 
-def prune(cache_dir: Path, max_entries: int) -> None:
-    """Delete the least recently used graphs beyond `max_entries` (never temporary files)."""
+def prune(cache_dir: Path, max_entries: int, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    """Delete the least recently used graphs beyond `max_entries` or `max_bytes` in all; the most
+    recently used one always stays. Temporary files (hidden, being written) are never touched."""
     entries = []
     for path in Path(cache_dir).glob("sampler-*.onnx"):
         try:
-            entries.append((path.stat().st_mtime, path))
+            stat = path.stat()
         except FileNotFoundError:  # deleted by another process meanwhile
             continue
-    entries.sort(reverse=True)
-    for _, path in entries[max_entries:]:
+        entries.append((stat.st_mtime, stat.st_size, path))
+    entries.sort(key=lambda e: e[0], reverse=True)
+    kept = 0
+    for i, (_, size, path) in enumerate(entries):
+        if i == 0 or (i < max_entries and kept + size <= max_bytes):
+            kept += size
+            continue
         try:
             path.unlink()
         except FileNotFoundError:

@@ -107,6 +107,23 @@ def test_prune_keeps_the_most_recently_used(tmp_path):
                                                            "sampler-4.onnx"]
 
 
+def test_prune_bounds_the_total_size_but_keeps_the_newest(tmp_path):
+    now = time.time()
+    for i, size in enumerate([300, 200, 100, 500]):   # 3 is the newest and alone exceeds the bound
+        path = tmp_path / f"sampler-{i}.onnx"
+        path.write_bytes(b"x" * size)
+        os.utime(path, (now - 100 + i, now - 100 + i))
+    graph_cache.prune(tmp_path, 16, max_bytes=400)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sampler-3.onnx"]
+    (tmp_path / "sampler-3.onnx").write_bytes(b"x" * 100)
+    for i, size in enumerate([150, 150, 150]):
+        path = tmp_path / f"sampler-{i}.onnx"
+        path.write_bytes(b"x" * size)
+        os.utime(path, (now - 200 + i, now - 200 + i))
+    graph_cache.prune(tmp_path, 16, max_bytes=400)   # newest 3 (100) + 2 (150) + 1 (150) = 400
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sampler-1.onnx", "sampler-2.onnx", "sampler-3.onnx"]
+
+
 def test_no_cache_folder_means_no_files(tiny_checkpoint, tmp_path, counted_exports):
     backend = _backend(_model(tiny_checkpoint), None)
     assert backend.graph_path is None and counted_exports == ["fp32"]
