@@ -163,3 +163,13 @@ def test_cli_default_backend_is_auto(tiny_checkpoint, tmp_path):
                  str(tiny_checkpoint), "--device", "cpu", "--backend", "eager"]) == 0
     diff = read_image(tmp_path / "auto.png")[0].astype(int) - read_image(tmp_path / "eager.png")[0].astype(int)
     assert np.abs(diff).max() <= 1   # onnxruntime vs the reference: rounding of a few pixels at most
+
+
+def test_cpu_session_uses_torchs_thread_count(tiny_checkpoint, tmp_path):
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        backend = _backend(_model(tiny_checkpoint), tmp_path)
+    finally:
+        torch.set_num_threads(before)
+    assert backend.session.get_session_options().intra_op_num_threads == 1

@@ -65,7 +65,10 @@ class OnnxRuntimeBackend(Backend):
         self.graph, self.graph_path = cached_sampler_graph(model, schedule, precision, cache_dir)
         if self.device.type == "cuda":
             TRT_PROVIDER_CACHE.mkdir(parents=True, exist_ok=True)
-        self.session = ort_session(self.graph, session_providers(self.device, _available_providers()))
+        # On the CPU, as many threads as torch uses here (torch.set_num_threads, OMP_NUM_THREADS,
+        # the Ray workers' share), not ONNX Runtime's default of every core in each session.
+        threads = torch.get_num_threads() if self.device.type == "cpu" else 0
+        self.session = ort_session(self.graph, session_providers(self.device, _available_providers()), threads)
 
     @classmethod
     def unavailable_reason(cls, device, precision) -> Optional[str]:
