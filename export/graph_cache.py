@@ -6,7 +6,9 @@ hashes everything the exported graph depends on: the weights (each tensor's name
 bytes), the architecture, the schedule, the graph precision, the clamp flag, the opset and the
 versions of irflow_engine, torch and onnx. The key is also written into the graph's metadata and
 checked on reading, so an entry that fails to parse or does not carry its own key is exported again
-and replaced. Entries are written atomically (write, then rename), a hit refreshes the entry's
+and replaced. Each entry also carries the metadata that `irflow export onnx` writes for a sampler
+(`graph`, `precision`, `steps`, `solver`), which the TensorRT build reads: the onnxruntime and
+tensorrt backends share one cache. Entries are written atomically (write, then rename), a hit refreshes the entry's
 modification time, and the least recently used entries beyond `max_entries` (16) or 2 GiB in all
 are deleted.
 """
@@ -35,7 +37,7 @@ DEFAULT_GRAPH_CACHE = CACHE_ROOT / "onnx"
 DEFAULT_MAX_ENTRIES = 16
 DEFAULT_MAX_BYTES = 2 << 30   # irflow-unet64's fp32 sampler is ~0.55 GB, the bundled models' ~10 MB
 KEY_PROPERTY = "irflow_cache_key"
-KEY_FORMAT = 1  # bump when what the key covers changes
+KEY_FORMAT = 2  # bump when what the key covers or an entry holds changes (2: sampler metadata)
 
 
 def graph_key(model: ConditionalUNet, schedule: Schedule, precision: str, *, clamp: bool = False,
@@ -52,6 +54,11 @@ def graph_key(model: ConditionalUNet, schedule: Schedule, precision: str, *, cla
         digest.update(f";{name}:{data.dtype}:{tuple(data.shape)}:".encode())
         digest.update(data.reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
+
+
+def sampler_metadata(schedule: Schedule, precision: str) -> dict:
+    """What a cached sampler graph says about itself (the keys the TensorRT build reads)."""
+    return {"graph": "sampler", "precision": precision, "steps": str(schedule.steps), "solver": schedule.solver}
 
 
 def _read_entry(path: Path, key: str):
@@ -105,7 +112,7 @@ def cached_sampler_graph(model: ConditionalUNet, schedule: Schedule, precision: 
     if max_entries < 1:
         raise ValueError(f"max_entries must be >= 1, got {max_entries}")
     if cache_dir is None:
-        return export_graph(model, schedule, precision), None
+        return export_graph(model, schedule, precision, metadata=sampler_metadata(schedule, precision)), None
     onnx = require("onnx", "ONNX export")
     key = graph_key(model, schedule, precision)
     path = Path(cache_dir) / f"sampler-{key[:32]}.onnx"
@@ -116,7 +123,7 @@ def cached_sampler_graph(model: ConditionalUNet, schedule: Schedule, precision: 
         except OSError:
             pass
         return proto, path
-    proto = export_graph(model, schedule, precision)
+    proto = export_graph(model, schedule, precision, metadata=sampler_metadata(schedule, precision))
     set_metadata(proto, {**{p.key: p.value for p in proto.metadata_props}, KEY_PROPERTY: key})
     try:
         with atomic_path(path, suffix=".onnx") as tmp:

@@ -140,6 +140,33 @@ def test_unwritable_cache_still_gives_a_backend(tiny_checkpoint, tmp_path, caplo
     assert backend.restore(y).shape == y.shape
 
 
+def test_tensorrt_backend_takes_its_graph_from_the_shared_cache(tiny_checkpoint, tmp_path, monkeypatch,
+                                                                 counted_exports):
+    """The TensorRT build reads `graph` and `precision` from the ONNX metadata: a cached entry must
+    carry them, and the backend's export step must read the entry instead of exporting again."""
+    from types import SimpleNamespace
+
+    from irflow_engine.backends.tensorrt import TensorRTBackend
+    from irflow_engine.export.onnx import read_metadata
+
+    model = _model(tiny_checkpoint)
+    monkeypatch.setattr(graph_cache, "DEFAULT_GRAPH_CACHE", tmp_path / "onnx")
+    _, cached = graph_cache.cached_sampler_graph(model, make_schedule(3), "fp16", tmp_path / "onnx")
+    meta = read_metadata(cached)
+    assert {k: meta.get(k) for k in ("graph", "precision", "steps", "solver")} == {
+        "graph": "sampler", "precision": "fp16", "steps": "3", "solver": "euler"}
+    assert meta[graph_cache.KEY_PROPERTY] == graph_cache.graph_key(model, make_schedule(3), "fp16")
+    trt = SimpleNamespace(cache_dir=tmp_path / "engines")   # the one attribute _export reads
+    assert TensorRTBackend._export(trt, model, make_schedule(3), "fp16") == cached
+    assert counted_exports == ["fp16"], "the TensorRT backend exported a graph the cache holds"
+    # A graph cache that cannot be written: the graph goes beside the engines instead.
+    blocker = tmp_path / "file"
+    blocker.write_bytes(b"")
+    monkeypatch.setattr(graph_cache, "DEFAULT_GRAPH_CACHE", blocker / "onnx")
+    fallback = TensorRTBackend._export(trt, model, make_schedule(3), "fp16")
+    assert fallback.parent == tmp_path / "engines" and read_metadata(fallback)["precision"] == "fp16"
+
+
 def test_auto_on_the_cpu_picks_onnxruntime_for_fp32_only(monkeypatch):
     assert resolve_backend_name("auto", CPU, "fp32") == "onnxruntime"
     assert resolve_backend_name("auto", CPU, "fp16") == "eager"

@@ -1,7 +1,8 @@
 """The "tensorrt" backend: a TensorRT engine of the K-step sampler, driven with torch's memory and streams.
 
-Construction exports the sampler graph (fp32 or fp16) to ONNX in the engine cache folder and
-builds (or finds, by cache key) its engine with `irflow_engine.export.tensorrt.build_engine`,
+Construction takes the sampler graph (fp32 or fp16) from the graph cache shared with the
+onnxruntime backend (`irflow_engine.export.graph_cache`: exported once per weights and settings)
+and builds (or finds, by cache key) its engine with `irflow_engine.export.tensorrt.build_engine`,
 for the profile `DEFAULT_BUILD` (any N×3×H×W between its min and max). A call binds torch
 tensors by address (`set_tensor_address`) and enqueues with `execute_async_v3` on torch's current
 stream; when that is the legacy default stream (which TensorRT would have to synchronise around,
@@ -87,15 +88,18 @@ class TensorRTBackend(Backend):
         return None
 
     def _export(self, model, schedule, precision) -> Path:
-        """The sampler's ONNX in the cache folder, named by its checksum (same bytes, same file)."""
+        """The sampler's ONNX file: from the graph cache shared with the onnxruntime backend
+        (exported once per weights and settings), or, when that folder is not writable, written
+        into this backend's cache folder under its checksum."""
         import hashlib
 
         from ..atomic import atomic_path
-        from ..export.onnx import export_graph
+        from ..export.graph_cache import DEFAULT_GRAPH_CACHE, cached_sampler_graph
 
-        data = export_graph(model, schedule, precision,
-                            metadata={"graph": "sampler", "precision": precision,
-                                      "steps": str(schedule.steps), "solver": schedule.solver}).SerializeToString()
+        proto, path = cached_sampler_graph(model, schedule, precision, DEFAULT_GRAPH_CACHE)
+        if path is not None:
+            return path
+        data = proto.SerializeToString()
         path = self.cache_dir / f"sampler-{hashlib.sha256(data).hexdigest()[:20]}.onnx"
         if not path.is_file():
             with atomic_path(path, suffix=".onnx") as tmp:
