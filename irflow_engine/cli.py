@@ -145,7 +145,7 @@ def build_engine(args):
 def cmd_restore(args) -> int:
     from tqdm import tqdm
 
-    from .images import read_image, write_image
+    from .images import load_image, write_image
 
     if is_video_request(args):
         return cmd_restore_video(args, build_engine)
@@ -160,10 +160,11 @@ def cmd_restore(args) -> int:
     bar = tqdm(pairs, desc="restore", unit="img", disable=len(pairs) == 1 or None, file=sys.stderr)
     t1 = time.perf_counter()
     for src, dst in bar:
-        rgb, alpha = read_image(src)
-        write_image(dst, engine.restore(rgb, tile=args.tile, tile_overlap=args.tile_overlap), alpha)
+        image = load_image(src)
+        restored = engine.restore(image.rgb, tile=args.tile, tile_overlap=args.tile_overlap)
+        write_image(dst, restored, image.alpha, icc_profile=image.icc_profile)
         if len(pairs) == 1:
-            print(f"irflow: wrote {dst} ({rgb.shape[1]}x{rgb.shape[0]}, "
+            print(f"irflow: wrote {dst} ({image.rgb.shape[1]}x{image.rgb.shape[0]}, "
                   f"{time.perf_counter() - t1:.2f}s)", file=sys.stderr)
     if len(pairs) > 1:
         print(f"irflow: restored {len(pairs)} images into {args.output} in "

@@ -9,7 +9,7 @@ import pytest
 
 from irflow_engine import Engine
 from irflow_engine.batch import BatchJob, plan_work, restore_batch
-from irflow_engine.images import read_image, write_image
+from irflow_engine.images import load_image, read_image, write_image
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'irflow-engine[ray]')")
 
@@ -21,6 +21,12 @@ def local_ray():
     ray.shutdown()
 
 
+def _profile() -> bytes:
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
 @pytest.fixture(scope="module")
 def photo_folder(tmp_path_factory):
     """Four crops of real photographs (two share a size, so they are restored together) and a bad file."""
@@ -30,7 +36,7 @@ def photo_folder(tmp_path_factory):
     astronaut, coffee = skimage.data.astronaut(), skimage.data.coffee()
     write_image(folder / "a.png", astronaut[100:140, 180:228])
     write_image(folder / "b.png", astronaut[300:340, 200:248])
-    write_image(folder / "c.png", coffee[50:83, 100:151])          # odd size
+    write_image(folder / "c.png", coffee[50:83, 100:151], icc_profile=_profile())   # odd size, ICC profile
     write_image(folder / "d.jpg", coffee[200:248, 300:340])
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n but not really")
     return folder
@@ -61,6 +67,8 @@ def test_images_equal_engine_retry_skip_and_manifest(tmp_path, local_ray, photo_
         diff = np.abs(got.astype(int) - expected.astype(int))
         assert diff.max() <= 1 and (diff > 0).mean() < 0.01, (name, diff.max(), (diff > 0).mean())
     assert not (out / "broken.png").exists()
+    profile = load_image(photo_folder / "c.png").icc_profile
+    assert profile and load_image(out / "c.png").icc_profile == profile, "the colour profile was lost on the way"
     assert not [p for p in out.iterdir() if p.name.startswith(".")], "temporary files left behind"
 
     manifest = json.loads((out / "manifest.json").read_text())

@@ -31,6 +31,45 @@ def test_restore_one_image_matches_engine(tmp_path, tiny_checkpoint, capsys):
     assert "wrote" in capsys.readouterr().err
 
 
+def _srgb_profile() -> bytes:
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def test_exif_orientation_is_applied_and_icc_profile_kept(tmp_path, tiny_checkpoint):
+    """A phone JPEG stored sideways with EXIF orientation 6 is read upright (as viewers show it),
+    and the input's RGB colour profile is embedded in the output."""
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    stored = rng.integers(0, 256, size=(13, 21, 3), dtype=np.uint8)   # as the sensor wrote it
+    exif = Image.Exif()
+    exif[0x0112] = 6   # orientation: rotate 90° clockwise to display
+    profile = _srgb_profile()
+    Image.fromarray(stored).save(tmp_path / "in.png", exif=exif, icc_profile=profile)
+
+    upright, _ = read_image(tmp_path / "in.png")
+    np.testing.assert_array_equal(upright, np.rot90(stored, k=-1))
+    assert main(["restore", str(tmp_path / "in.png"), "-o", str(tmp_path / "o.png"), "--model",
+                 str(tiny_checkpoint), "--steps", "1", "--backend", "eager"]) == 0
+    with Image.open(tmp_path / "o.png") as out:
+        assert out.size == (13, 21) and out.info.get("icc_profile") == profile
+        assert out.getexif().get(0x0112) in (None, 1), "the output must not be rotated a second time"
+    expected = Engine.from_checkpoint(tiny_checkpoint, steps=1).restore(upright)
+    np.testing.assert_array_equal(read_image(tmp_path / "o.png")[0], expected)
+
+
+def test_only_rgb_icc_profiles_are_carried():
+    from irflow_engine.images import rgb_icc_profile
+
+    rgb = _srgb_profile()
+    assert rgb_icc_profile(rgb) == rgb
+    grey = rgb[:16] + b"GRAY" + rgb[20:]     # a grey profile would mislabel RGB pixels
+    assert rgb_icc_profile(grey) is None and rgb_icc_profile(b"") is None and rgb_icc_profile(None) is None
+    assert rgb_icc_profile(rgb[:100]) is None   # shorter than an ICC header
+
+
 def test_alpha_is_kept(tmp_path, tiny_checkpoint):
     _, alpha = _image(tmp_path / "in.png", alpha=True)
     assert main(["restore", str(tmp_path / "in.png"), "-o", str(tmp_path / "o.png"),

@@ -87,15 +87,18 @@ def build_engine(job: BatchJob):
 # -- the image pipeline: read → restore → write -------------------------------------------------
 
 def read_row(row: Dict) -> Dict:
-    from ..images import read_image
+    from ..images import load_image
 
     t0 = time.perf_counter()
-    row = dict(row, image=np.zeros((0, 0, 3), np.uint8), alpha=np.zeros((0, 0), np.uint8), error="")
+    row = dict(row, image=np.zeros((0, 0, 3), np.uint8), alpha=np.zeros((0, 0), np.uint8),
+               icc=np.zeros(0, np.uint8), error="")
     try:
-        rgb, alpha = read_image(row["src"])
-        row["image"] = rgb
-        if alpha is not None:
-            row["alpha"] = alpha
+        image = load_image(row["src"])
+        row["image"] = image.rgb
+        if image.alpha is not None:
+            row["alpha"] = image.alpha
+        if image.icc_profile:   # as uint8, like alpha: a bytes column may lose trailing zero bytes
+            row["icc"] = np.frombuffer(image.icc_profile, np.uint8).copy()
     except INPUT_ERRORS as e:
         row["error"] = str(e)
     row["seconds"] = time.perf_counter() - t0
@@ -157,7 +160,8 @@ def write_row(row: Dict) -> Dict:
     if not error:
         try:
             alpha = row["alpha"] if row["alpha"].size else None
-            write_image(row["dst"], np.ascontiguousarray(row["image"]), alpha)
+            icc = np.asarray(row["icc"], np.uint8).tobytes() or None
+            write_image(row["dst"], np.ascontiguousarray(row["image"]), alpha, icc_profile=icc)
         except INPUT_ERRORS as e:
             error = str(e)
     return {"src": row["src"], "dst": row["dst"], "error": error,
