@@ -145,7 +145,8 @@ def build_engine(args):
 def cmd_restore(args) -> int:
     from tqdm import tqdm
 
-    from .images import load_image, write_image
+    from .frames import InputError
+    from .images import ImageFileError
 
     if is_video_request(args):
         return cmd_restore_video(args, build_engine)
@@ -159,17 +160,38 @@ def cmd_restore(args) -> int:
 
     bar = tqdm(pairs, desc="restore", unit="img", disable=len(pairs) == 1 or None, file=sys.stderr)
     t1 = time.perf_counter()
+    if len(pairs) == 1:
+        src, dst = pairs[0]
+        size = _restore_image_file(engine, src, dst, args)
+        print(f"irflow: wrote {dst} ({size[1]}x{size[0]}, {time.perf_counter() - t1:.2f}s)", file=sys.stderr)
+        return 0
+    # A folder: an unreadable or unusable image is reported and skipped, the others are restored.
+    failed = []
     for src, dst in bar:
-        image = load_image(src)
-        restored = engine.restore(image.rgb, tile=args.tile, tile_overlap=args.tile_overlap)
-        write_image(dst, restored, image.alpha, icc_profile=image.icc_profile)
-        if len(pairs) == 1:
-            print(f"irflow: wrote {dst} ({image.rgb.shape[1]}x{image.rgb.shape[0]}, "
-                  f"{time.perf_counter() - t1:.2f}s)", file=sys.stderr)
-    if len(pairs) > 1:
-        print(f"irflow: restored {len(pairs)} images into {args.output} in "
-              f"{time.perf_counter() - t1:.1f}s", file=sys.stderr)
+        try:
+            _restore_image_file(engine, src, dst, args)
+        except (ImageFileError, InputError) as e:
+            failed.append(src)
+            bar.write(f"irflow: skipped {src.name}: {e}", file=sys.stderr)
+    done = f"{len(pairs) - len(failed)} of {len(pairs)}" if failed else str(len(pairs))
+    print(f"irflow: restored {done} images into {args.output} in "
+          f"{time.perf_counter() - t1:.1f}s", file=sys.stderr)
+    if failed:
+        names = ", ".join(p.name for p in failed[:5]) + (f" and {len(failed) - 5} more" if len(failed) > 5 else "")
+        print(f"irflow: error: {len(failed)} image(s) could not be restored: {names} (reasons above)",
+              file=sys.stderr)
+        return 1
     return 0
+
+
+def _restore_image_file(engine, src: Path, dst: Path, args) -> Tuple[int, int]:
+    """Restore one image file into `dst` (atomically), keeping alpha and colour profile; returns (H, W)."""
+    from .images import load_image, write_image
+
+    image = load_image(src)
+    restored = engine.restore(image.rgb, tile=args.tile, tile_overlap=args.tile_overlap)
+    write_image(dst, restored, image.alpha, icc_profile=image.icc_profile)
+    return image.rgb.shape[:2]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

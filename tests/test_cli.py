@@ -130,6 +130,22 @@ def test_errors(tmp_path, tiny_checkpoint, capsys, case, match):
     assert not dst.exists() or case == "same"
 
 
+def test_folder_skips_an_unreadable_image_and_fails_at_the_end(tmp_path, tiny_checkpoint, capsys):
+    src, dst = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    good = {name: _image(src / name, seed=i)[0] for i, name in enumerate(("a.png", "c.png"))}
+    (src / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")   # between the two, in name order
+    assert main(["restore", str(src), "-o", str(dst), "--model", str(tiny_checkpoint), "--steps", "1",
+                 "--backend", "eager"]) == 1
+    err = capsys.readouterr().err
+    assert "skipped b.png" in err and "cannot read image" in err and "restored 2 of 3" in err
+    assert "1 image(s) could not be restored: b.png" in err
+    engine = Engine.from_checkpoint(tiny_checkpoint, steps=1)
+    for name, rgb in good.items():
+        np.testing.assert_array_equal(read_image(dst / name)[0], engine.restore(rgb))
+    assert sorted(p.name for p in dst.iterdir()) == ["a.png", "c.png"], "a partial or temporary file was left"
+
+
 def test_console_script_help():
     exe = shutil.which("irflow")
     cmd = [exe] if exe else [sys.executable, "-m", "irflow_engine.cli"]
