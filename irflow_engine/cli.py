@@ -39,6 +39,20 @@ def add_engine_options(p: argparse.ArgumentParser, device: bool = True) -> None:
     if device:
         p.add_argument("--device", default="auto", help="cpu | cuda | cuda:N | auto (default: auto)")
     p.add_argument("--max-batch", type=int, default=4, help="frames per backend call (default: 4)")
+    p.add_argument("--memory-limit", type=_gigabytes, default=None, metavar="GB",
+                   help="on the CPU, memory one call may use: fewer frames per call, then tiles, keep within it "
+                        "(default: 60%% of the memory available; 0: no limit)")
+
+
+def _gigabytes(text: str) -> int:
+    """--memory-limit's value (GB, decimal) in bytes."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of GB, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 (0: no limit), got {text}")
+    return int(value * 1e9)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -137,7 +151,7 @@ def build_engine(args):
     t0 = time.perf_counter()
     engine = Engine.from_checkpoint(args.model, backend=args.backend, device=args.device,
                                     precision=args.precision, steps=args.steps, solver=args.solver,
-                                    max_batch=args.max_batch)
+                                    max_batch=args.max_batch, memory_budget=args.memory_limit)
     print(f"irflow: {engine!r} ready in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
     return engine
 

@@ -98,6 +98,9 @@ class EngineConfig:
 
     `steps`/`solver` of None mean "the checkpoint's default" (3 / "euler" when it has none).
     `max_batch` bounds how many frames one backend call sees; larger inputs are split.
+    `memory_budget`: bytes of activations one call may use on the CPU; fewer frames per call, then
+    tiles, keep it there (`irflow_engine.memory`). None: 60 % of the memory available at the call;
+    0: no limit.
     """
 
     backend: str = "eager"
@@ -107,6 +110,7 @@ class EngineConfig:
     solver: Optional[str] = None
     max_batch: int = 4
     clamp: bool = True
+    memory_budget: Optional[int] = None
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -117,3 +121,6 @@ class EngineConfig:
             raise ValueError(f"steps must be an integer in [1, {FLOW_T}], got {self.steps!r}")
         if not isinstance(self.max_batch, int) or self.max_batch < 1:
             raise ValueError(f"max_batch must be a positive integer, got {self.max_batch!r}")
+        if self.memory_budget is not None and (not isinstance(self.memory_budget, int) or self.memory_budget < 0):
+            raise ValueError(f"memory_budget must be a number of bytes >= 0 (0: no limit) or None (automatic), "
+                             f"got {self.memory_budget!r}")

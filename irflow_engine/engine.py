@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Optional
 
 import torch
@@ -12,6 +13,7 @@ from .checkpoint import LoadedCheckpoint, resolve
 from .config import EngineConfig, ModelConfig
 from .flow import Schedule, make_schedule
 from .frames import Frame, from_batch, to_batch
+from .memory import CPU_BYTES_PER_PIXEL, memory_budget, plan_pass
 from .tiling import DEFAULT_OVERLAP, fallback_tile, restore_tiled
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,16 @@ def resolve_device(device) -> torch.device:
     if dev.type not in ("cpu", "cuda"):
         raise ValueError(f"unsupported device {device!r}: use 'cpu', 'cuda', 'cuda:N' or 'auto'")
     return dev
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """A CUDA out-of-memory error, or a CPU allocation failure (torch's or onnxruntime's)."""
+    if isinstance(error, (torch.cuda.OutOfMemoryError, MemoryError)):
+        return True
+    if isinstance(error, RuntimeError) or type(error).__name__ == "RuntimeException":   # onnxruntime's
+        text = str(error)
+        return "allocate memory" in text or "bad_alloc" in text
+    return False
 
 
 class Engine:
@@ -57,19 +69,23 @@ class Engine:
                         "shows the pipeline working, it is NOT a restoration", checkpoint.name)
         # Set after a CUDA out-of-memory error: the tile size later calls use from the start.
         self.oom_tile: Optional[int] = None
+        self._memory_tiled: set = set()   # frame sizes the CPU memory budget made tiled (warned once)
 
     @classmethod
     def from_checkpoint(cls, path_or_preset, backend: str = "eager", device: str = "cpu",
                         precision: str = "fp32", steps: Optional[int] = None,
                         solver: Optional[str] = None, *, model_config: Optional[ModelConfig] = None,
-                        max_batch: int = 4, clamp: bool = True) -> "Engine":
+                        max_batch: int = 4, clamp: bool = True,
+                        memory_budget: Optional[int] = None) -> "Engine":
         """Build an engine from a checkpoint file, a bundled model name or a preset.
 
         `steps`/`solver` default to the checkpoint's own defaults (3, "euler" for presets and
         reference `.pth` files). `model_config` overrides the architecture read from the file.
+        `memory_budget`: bytes one call may use on the CPU (None: 60 % of the memory available; 0: no
+        limit); see `restore_batch`.
         """
         config = EngineConfig(backend=backend, device=str(device), precision=precision, steps=steps,
-                              solver=solver, max_batch=max_batch, clamp=clamp)
+                              solver=solver, max_batch=max_batch, clamp=clamp, memory_budget=memory_budget)
         return cls(resolve(path_or_preset, model_config), config)
 
     @property
@@ -92,8 +108,11 @@ class Engine:
         """N×3×H×W float32 on the engine's device -> unclamped float32 x̂0, `max_batch` at a time.
 
         `tile`: restore in overlapping tiles of at most tile×tile pixels, blended with feathered
-        weights (`irflow_engine.tiling`). Without it, a CUDA out-of-memory error is retried once
-        in tiles (logged as a warning), and later calls tile from the start.
+        weights (`irflow_engine.tiling`). Without it, on the CPU the frames per call (and, for a
+        frame too large alone, tiles) are chosen to fit `EngineConfig.memory_budget`
+        (`irflow_engine.memory`; a warning says when it tiles). An out-of-memory error all the same
+        (CUDA's, or a CPU allocation failure) is retried once in tiles (logged as a warning), and
+        later calls tile from the start.
         """
         if y.dim() != 4 or y.dtype != torch.float32:
             raise ValueError(f"restore_batch takes an N×3×H×W float32 tensor, got {tuple(y.shape)} {y.dtype}")
@@ -101,8 +120,12 @@ class Engine:
             return restore_tiled(self._restore_whole, y, tile, tile_overlap)
         if not self.oom_tile:
             try:
+                if y.device.type == "cpu":
+                    return self._restore_within_memory(y, tile_overlap)
                 return self._restore_whole(y)
-            except torch.cuda.OutOfMemoryError as e:
+            except Exception as e:
+                if not is_out_of_memory(e):
+                    raise
                 reason = str(e).split("\n")[0]
             # Outside the handler, so that the failed attempt's tensors (held by the traceback) are freed.
             self.oom_tile = fallback_tile(y.shape[2], y.shape[3], self.model_config.pad_multiple)
@@ -113,8 +136,25 @@ class Engine:
                 torch.cuda.empty_cache()
         return restore_tiled(self._restore_whole, y, self.oom_tile, min(tile_overlap, self.oom_tile // 4))
 
-    def _restore_whole(self, y: torch.Tensor) -> torch.Tensor:
-        step = self.config.max_batch
+    def _restore_within_memory(self, y: torch.Tensor, tile_overlap: int) -> torch.Tensor:
+        """On the CPU: as many frames per call as the memory budget allows, or tiles when one frame
+        is too large for it (`irflow_engine.memory`), instead of being killed for memory."""
+        budget = memory_budget(self.config.memory_budget)
+        plan = plan_pass(y.shape[2], y.shape[3], self.config.max_batch, budget, self.model_config.pad_multiple)
+        if plan.tile is None:
+            return self._restore_whole(y, plan.per_call)
+        shape = (y.shape[2], y.shape[3])
+        if shape not in self._memory_tiled:
+            self._memory_tiled.add(shape)
+            log.warning("a %d×%d frame needs ~%.1f GB on the CPU, more than the %.1f GB budget: restoring it "
+                        "in %d×%d tiles (results differ slightly from whole frames; set the budget with "
+                        "memory_budget= / --memory-limit, or choose tile= / --tile)", shape[1], shape[0],
+                        shape[0] * shape[1] * CPU_BYTES_PER_PIXEL / 1e9, budget / 1e9, plan.tile, plan.tile)
+        return restore_tiled(partial(self._restore_whole, per_call=plan.per_call), y, plan.tile,
+                             min(tile_overlap, plan.tile // 4))
+
+    def _restore_whole(self, y: torch.Tensor, per_call: Optional[int] = None) -> torch.Tensor:
+        step = per_call or self.config.max_batch
         if y.shape[0] <= step:
             return self.backend.restore(y)
         return torch.cat([self.backend.restore(y[i:i + step]) for i in range(0, y.shape[0], step)])

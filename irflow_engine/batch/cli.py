@@ -43,6 +43,7 @@ def cmd_restore_batch(args: argparse.Namespace) -> int:
 
     job = BatchJob(out_dir=args.output, model=args.model, steps=args.steps, solver=args.solver,
                    backend=args.backend, precision=args.precision, max_batch=args.max_batch,
+                   memory_budget=args.memory_limit,
                    ray_address=args.ray_address, workers=args.workers, gpus_per_worker=args.gpus_per_worker,
                    batch_size=args.batch_size, max_retries=args.max_retries, overwrite=args.overwrite,
                    manifest=args.manifest, segment_seconds=args.segment_seconds)

@@ -32,6 +32,7 @@ class BatchJob:
     backend: str = "eager"
     precision: str = "fp32"
     max_batch: int = 4
+    memory_budget: Optional[int] = None       # bytes per worker's call on the CPU; None: its share of the node's
     ray_address: Optional[str] = None
     workers: Optional[int] = None
     gpus_per_worker: float = 0.0

@@ -1,0 +1,83 @@
+"""How much host memory a restore on the CPU may use, and how to split work to stay within it.
+
+On the CPU a frame's activations are large: the network keeps its full-resolution skip features
+and the attention's 3·128 channels of q, k, v at every level. Peak memory above the weights,
+measured with one 512×512 frame, K = 1, fp32 (2026-11-27, peak RSS, docs/PERF.md):
+
+    model                          eager      onnxruntime
+    irflow-denoise-s (nf 16, d 3)  4.96 KB/px 4.56 KB/px   (720p: 4.3 GB in either)
+    irflow-unet32-d3               5.80 KB/px 5.03 KB/px
+    irflow-unet64 (nf 64, d 4)     6.19 KB/px 2.50 KB/px
+
+so a 12-megapixel photograph needs ~60 GB whole, and four 1080p frames per call ~50 GB: more than
+most machines have, and the kernel's out-of-memory killer ends the process without a message.
+`plan_pass` therefore first lowers the frames per backend call and then, for a frame that does not
+fit alone, picks the largest square tile that does (tiling changes results slightly: the linear
+attention sees one tile). CUDA is left to its allocator's out-of-memory error, which the engine
+retries in tiles.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+# Budgeted activation bytes per pixel of a frame on the CPU: the largest measured value above plus
+# ~13 %. Precisions below fp32 are budgeted the same (the CPU backends compute in fp32 mostly).
+CPU_BYTES_PER_PIXEL = 7 * 1024
+# Share of the memory available when a call starts that one engine's call may use.
+BUDGET_FRACTION = 0.6
+# Never tile automatically below this side: smaller tiles cost this model visible quality.
+MIN_AUTO_TILE = 256
+
+
+def available_memory() -> Optional[int]:
+    """Bytes of memory the system can give without swapping (Linux MemAvailable), else half the
+    physical memory, else None when neither can be read."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def memory_budget(setting: Optional[int]) -> Optional[int]:
+    """The byte budget of one call: `setting` when given (0: no limit, returns None), else
+    BUDGET_FRACTION of the memory available now (None when it is unknown)."""
+    if setting is not None:
+        return setting or None
+    available = available_memory()
+    return None if available is None else int(available * BUDGET_FRACTION)
+
+
+@dataclass(frozen=True)
+class PassPlan:
+    """How to run an N×3×H×W batch: frames (or tiles) per backend call, and the tile side (None: whole)."""
+
+    per_call: int
+    tile: Optional[int] = None
+
+
+def plan_pass(height: int, width: int, max_batch: int, budget: Optional[int], multiple: int,
+              bytes_per_pixel: int = CPU_BYTES_PER_PIXEL) -> PassPlan:
+    """Fit one call's activations within `budget` bytes: up to `max_batch` whole frames per call
+    while they fit; else square tiles (a multiple of the network's padding `multiple`, at least
+    MIN_AUTO_TILE) as large as fit, one per call."""
+    if budget is None:
+        return PassPlan(max_batch)
+    frame = height * width * bytes_per_pixel
+    if frame <= budget:
+        return PassPlan(max(1, min(max_batch, budget // frame)))
+    side = int(math.isqrt(budget // bytes_per_pixel)) // multiple * multiple
+    side = max(side, MIN_AUTO_TILE // multiple * multiple, multiple)
+    if side >= max(height, width):   # a tile as large as the frame: whole frames, one per call
+        return PassPlan(1)
+    return PassPlan(1, side)

@@ -1,0 +1,122 @@
+"""The CPU memory budget (irflow_engine/memory.py): fewer frames per call, then tiles; CPU
+allocation failures retried in tiles; --memory-limit."""
+
+import logging
+
+import pytest
+import torch
+
+from irflow_engine import Engine, memory
+from irflow_engine.memory import PassPlan, plan_pass
+from irflow_engine.tiling import restore_tiled
+
+BPP = memory.CPU_BYTES_PER_PIXEL
+
+
+def test_plan_closed_form():
+    frame = 720 * 1280 * BPP
+    assert plan_pass(720, 1280, 4, None, 8) == PassPlan(4)                     # no budget known
+    assert plan_pass(720, 1280, 4, 10 * frame, 8) == PassPlan(4)               # max_batch bounds it
+    assert plan_pass(720, 1280, 4, 2 * frame + 5, 8) == PassPlan(2)            # two frames fit
+    assert plan_pass(720, 1280, 4, frame, 8) == PassPlan(1)                    # exactly one
+    # One frame is too large: the largest square tile that fits, a multiple of 8, one per call.
+    budget = 600 * 600 * BPP
+    assert plan_pass(720, 1280, 4, budget, 8) == PassPlan(1, 600)
+    assert plan_pass(720, 1280, 4, budget + 1, 16) == PassPlan(1, 592)
+    # Large tiles (the attention sees more), never below MIN_AUTO_TILE, whatever the budget.
+    assert plan_pass(4000, 3000, 4, 2 * 256 * 256 * BPP + 1, 8) == PassPlan(1, 360)
+    assert plan_pass(4000, 3000, 4, 1000, 8) == PassPlan(1, memory.MIN_AUTO_TILE)
+    # A small frame over a tiny budget: tiles could not be smaller than it, so it runs whole.
+    assert plan_pass(100, 120, 4, 1000, 8) == PassPlan(1)
+
+
+def test_budget_setting():
+    assert memory.memory_budget(0) is None and memory.memory_budget(12345) == 12345
+    available = memory.available_memory()
+    assert available is not None and available > 0   # Linux: /proc/meminfo
+    auto = memory.memory_budget(None)
+    assert 0 < auto <= available
+
+
+@pytest.fixture
+def spied(tiny_checkpoint):
+    """An engine whose backend records the shapes it is called with."""
+    def make(budget):
+        engine = Engine.from_checkpoint(tiny_checkpoint, steps=1, memory_budget=budget)
+        real, seen = engine.backend.restore, []
+        engine.backend.restore = lambda y: seen.append(tuple(y.shape)) or real(y)
+        return engine, seen, real
+    return make
+
+
+def test_fewer_frames_per_call_give_the_same_result(spied):
+    y = torch.rand(5, 3, 24, 40, generator=torch.Generator().manual_seed(1))
+    engine, seen, real = spied(2 * 24 * 40 * BPP + 7)   # two frames per call fit, not three
+    out = engine.restore_batch(y)
+    assert [s[0] for s in seen] == [2, 2, 1]
+    torch.testing.assert_close(out, real(y), rtol=0, atol=1e-6)
+
+
+def test_a_frame_over_the_budget_is_tiled_and_says_so(spied, monkeypatch, caplog):
+    monkeypatch.setattr(memory, "MIN_AUTO_TILE", 16)
+    y = torch.rand(1, 3, 50, 70, generator=torch.Generator().manual_seed(2))
+    engine, seen, real = spied(32 * 32 * BPP + 1)   # one 32×32 tile per call
+    with caplog.at_level(logging.WARNING):
+        out = engine.restore_batch(y)
+    assert seen and all(s == (1, 3, 32, 32) for s in seen)
+    assert "restoring it in 32×32 tiles" in caplog.text and "70×50 frame" in caplog.text
+    engine.backend.restore = real
+    torch.testing.assert_close(out, restore_tiled(engine.restore_batch, y, 32, 8), rtol=0, atol=0)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        engine.restore_batch(y)
+    assert "tiles" not in caplog.text, "the warning repeats for every frame of one size"
+
+
+def test_no_limit_runs_whole(spied):
+    engine, seen, _ = spied(0)
+    engine.restore_batch(torch.rand(6, 3, 24, 40, generator=torch.Generator().manual_seed(3)))
+    assert [s[0] for s in seen] == [4, 2]   # max_batch only
+
+
+def test_cpu_allocation_failure_is_retried_in_tiles(spied, caplog):
+    engine, seen, real = spied(0)
+
+    def restore(y):
+        if y.shape[-2] * y.shape[-1] > 48 * 48:
+            raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: "
+                               "you tried to allocate 40000000000 bytes (fake)")
+        return real(y)
+
+    engine.backend.restore = restore
+    y = torch.rand(1, 3, 72, 96, generator=torch.Generator().manual_seed(4))
+    with caplog.at_level(logging.WARNING):
+        out = engine.restore_batch(y)
+    assert engine.oom_tile == 48 and "out of memory" in caplog.text
+    engine.backend.restore = real
+    torch.testing.assert_close(out, restore_tiled(engine.restore_batch, y, 48, 12), rtol=0, atol=0)
+
+
+def test_other_runtime_errors_are_not_mistaken_for_memory(spied):
+    engine, _, _ = spied(0)
+
+    def restore(y):
+        raise RuntimeError("shape mismatch (fake)")
+
+    engine.backend.restore = restore
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        engine.restore_batch(torch.rand(1, 3, 40, 40))
+    assert engine.oom_tile is None
+
+
+def test_memory_limit_option():
+    from irflow_engine.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["restore", "a.png", "-o", "b.png", "--model", "m", "--memory-limit", "2.5"])
+    assert args.memory_limit == 2_500_000_000
+    for bad in ("-1", "lots", "nan"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["restore", "a.png", "-o", "b.png", "--model", "m", "--memory-limit", bad])
+    with pytest.raises(ValueError, match="memory_budget"):
+        Engine.from_checkpoint("irflow-unet16-d3", memory_budget=-5)
