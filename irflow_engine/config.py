@@ -99,7 +99,7 @@ class EngineConfig:
     `steps`/`solver` of None mean "the checkpoint's default" (3 / "euler" when it has none).
     `max_batch` bounds how many frames one backend call sees; larger inputs are split.
     `memory_budget`: bytes of activations one call may use on the CPU; fewer frames per call, then
-    tiles, keep it there (`irflow_engine.memory`). None: 60 % of the memory available at the call;
+    tiles, keep it there (`irflow_engine.memory`). None: 60 % of the memory available at the first call (then fixed);
     0: no limit.
     """
 

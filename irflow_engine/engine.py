@@ -37,6 +37,9 @@ def resolve_device(device) -> torch.device:
     return dev
 
 
+_UNSET = object()
+
+
 def is_out_of_memory(error: BaseException) -> bool:
     """A CUDA out-of-memory error, or a CPU allocation failure (torch's or onnxruntime's)."""
     if isinstance(error, (torch.cuda.OutOfMemoryError, MemoryError)):
@@ -70,6 +73,7 @@ class Engine:
         # Set after a CUDA out-of-memory error: the tile size later calls use from the start.
         self.oom_tile: Optional[int] = None
         self._memory_tiled: set = set()   # frame sizes the CPU memory budget made tiled (warned once)
+        self._budget = _UNSET             # the CPU memory budget, fixed at the first call
 
     @classmethod
     def from_checkpoint(cls, path_or_preset, backend: str = "eager", device: str = "cpu",
@@ -139,7 +143,9 @@ class Engine:
     def _restore_within_memory(self, y: torch.Tensor, tile_overlap: int) -> torch.Tensor:
         """On the CPU: as many frames per call as the memory budget allows, or tiles when one frame
         is too large for it (`irflow_engine.memory`), instead of being killed for memory."""
-        budget = memory_budget(self.config.memory_budget)
+        if self._budget is _UNSET:   # once: memory taken by earlier calls (arenas) must not change later plans
+            self._budget = memory_budget(self.config.memory_budget)
+        budget = self._budget
         plan = plan_pass(y.shape[2], y.shape[3], self.config.max_batch, budget, self.model_config.pad_multiple)
         if plan.tile is None:
             return self._restore_whole(y, plan.per_call)

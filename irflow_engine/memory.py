@@ -27,7 +27,7 @@ from typing import Optional
 # Budgeted activation bytes per pixel of a frame on the CPU: the largest measured value above plus
 # ~13 %. Precisions below fp32 are budgeted the same (the CPU backends compute in fp32 mostly).
 CPU_BYTES_PER_PIXEL = 7 * 1024
-# Share of the memory available when a call starts that one engine's call may use.
+# Share of the memory available (at an engine's first CPU call) that one call may use.
 BUDGET_FRACTION = 0.6
 # Never tile automatically below this side: smaller tiles cost this model visible quality.
 MIN_AUTO_TILE = 256

@@ -120,3 +120,17 @@ def test_memory_limit_option():
             parser.parse_args(["restore", "a.png", "-o", "b.png", "--model", "m", "--memory-limit", bad])
     with pytest.raises(ValueError, match="memory_budget"):
         Engine.from_checkpoint("irflow-unet16-d3", memory_budget=-5)
+
+
+def test_automatic_budget_is_fixed_at_the_first_call(spied, monkeypatch):
+    """Memory that the first call leaves allocated (allocator arenas) must not make the next frames
+    of a video tiled or batched differently."""
+    free = [24 * 40 * BPP * 10 / memory.BUDGET_FRACTION]   # room for ten frames, then for none
+    monkeypatch.setattr(memory, "available_memory", lambda: int(free[0]))
+    engine, seen, _ = spied(None)
+    y = torch.rand(4, 3, 24, 40, generator=torch.Generator().manual_seed(5))
+    first = engine.restore_batch(y)
+    free[0] = 1000
+    second = engine.restore_batch(y)
+    assert [s[0] for s in seen] == [4, 4]
+    torch.testing.assert_close(second, first, rtol=0, atol=0)
