@@ -3,8 +3,10 @@
 Exporting a sampler (tracing, constant folding, the full ONNX check) takes about 5 s on a 2-core
 CPU for the bundled models; reading a cached graph takes a few tens of milliseconds. The cache key
 hashes everything the exported graph depends on: the weights (each tensor's name, dtype, shape and
-bytes), the architecture, the schedule, the graph precision, the clamp flag, the opset and the
-versions of irflow_engine, torch and onnx. The key is also written into the graph's metadata and
+bytes), the architecture, the schedule, the graph precision, the clamp flag, the opset, the
+versions of irflow_engine, torch and onnx, and the source of the modules that define the traced
+graph (the network, the sampler, the export wrappers), so an edited network is exported again even
+under the same version number. The key is also written into the graph's metadata and
 checked on reading, so an entry that fails to parse or does not carry its own key is exported again
 and replaced. Each entry also carries the metadata that `irflow export onnx` writes for a sampler
 (`graph`, `precision`, `steps`, `solver`), which the TensorRT build reads: the onnxruntime and
@@ -37,7 +39,19 @@ DEFAULT_GRAPH_CACHE = CACHE_ROOT / "onnx"
 DEFAULT_MAX_ENTRIES = 16
 DEFAULT_MAX_BYTES = 2 << 30   # irflow-unet64's fp32 sampler is ~0.55 GB, the bundled models' ~10 MB
 KEY_PROPERTY = "irflow_cache_key"
-KEY_FORMAT = 2  # bump when what the key covers or an entry holds changes (2: sampler metadata)
+KEY_FORMAT = 3  # bump when what the key covers or an entry holds changes (2: sampler metadata; 3: code)
+
+
+def _source_digest() -> str:
+    """sha256 of the source files whose code the traced graph is made of."""
+    from .. import flow
+    from ..models import unet
+    from . import graph, onnx as onnx_export
+
+    digest = hashlib.sha256()
+    for module in (unet, flow, graph, onnx_export):
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()
 
 
 def graph_key(model: ConditionalUNet, schedule: Schedule, precision: str, *, clamp: bool = False,
@@ -47,7 +61,7 @@ def graph_key(model: ConditionalUNet, schedule: Schedule, precision: str, *, cla
     digest = hashlib.sha256()
     header = (f"format={KEY_FORMAT};irflow={__version__};torch={torch.__version__};onnx={onnx.__version__};"
               f"opset={opset};precision={precision};clamp={bool(clamp)};model={model.config!r};"
-              f"schedule={schedule!r}")
+              f"schedule={schedule!r};code={_source_digest()}")
     digest.update(header.encode())
     for name, tensor in sorted(model.state_dict().items()):
         data = tensor.detach().to("cpu").contiguous()

@@ -1,16 +1,18 @@
 """How much host memory a restore on the CPU may use, and how to split work to stay within it.
 
-On the CPU a frame's activations are large: the network keeps its full-resolution skip features
-and the attention's 3·128 channels of q, k, v at every level. Peak memory above the weights,
-measured with one 512×512 frame, K = 1, fp32 (2026-11-27, peak RSS, docs/PERF.md):
+On the CPU a frame's activations are large: the network keeps its full-resolution skip features,
+and its attention projects them to 128-channel q, k and v at every level. Peak memory above the
+process at rest, per pixel of one frame, fp32 (2026-11-27, peak RSS; docs/PERF.md):
 
-    model                          eager      onnxruntime
-    irflow-denoise-s (nf 16, d 3)  4.96 KB/px 4.56 KB/px   (720p: 4.3 GB in either)
-    irflow-unet32-d3               5.80 KB/px 5.03 KB/px
-    irflow-unet64 (nf 64, d 4)     6.19 KB/px 2.50 KB/px
+    model, frame                          eager      onnxruntime
+    irflow-denoise-s, 512×512, K = 1      2.10 KB/px 2.59 KB/px
+    irflow-denoise-s, 1280×720, K = 3     1.9 KB/px  3.35 KB/px  (3 frames in a row)
+    irflow-denoise-s, 1920×1080, K = 1    1.40 KB/px 2.76 KB/px  (3 frames in a row)
+    irflow-unet32-d3, 512×512, K = 1      2.30 KB/px 3.02 KB/px
+    irflow-unet64, 512×512, K = 1         3.93 KB/px 1.08 KB/px
 
-so a 12-megapixel photograph needs ~60 GB whole, and four 1080p frames per call ~50 GB: more than
-most machines have, and the kernel's out-of-memory killer ends the process without a message.
+so a 12-megapixel photograph needs ~20–40 GB whole, and four 1080p frames per call ~25 GB: more
+than many machines have, and the kernel's out-of-memory killer ends the process without a message.
 `plan_pass` therefore first lowers the frames per backend call and then, for a frame that does not
 fit alone, picks the largest square tile that does (tiling changes results slightly: the linear
 attention sees one tile). CUDA is left to its allocator's out-of-memory error, which the engine
@@ -25,8 +27,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 # Budgeted activation bytes per pixel of a frame on the CPU: the largest measured value above plus
-# ~13 %. Precisions below fp32 are budgeted the same (the CPU backends compute in fp32 mostly).
-CPU_BYTES_PER_PIXEL = 7 * 1024
+# ~15 %. Precisions below fp32 are budgeted the same (the CPU backends compute in fp32 mostly).
+CPU_BYTES_PER_PIXEL = 4608
 # Share of the memory available (at an engine's first CPU call) that one call may use.
 BUDGET_FRACTION = 0.6
 # Never tile automatically below this side: smaller tiles cost this model visible quality.

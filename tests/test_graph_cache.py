@@ -70,6 +70,14 @@ def test_key_changes_with_weights_schedule_and_precision(tiny_checkpoint):
     assert graph_cache.graph_key(model, make_schedule(3), "fp32") != base
 
 
+def test_key_changes_with_the_network_code(tiny_checkpoint, monkeypatch):
+    """An edited network (same version, same weights) must not be served its old graph."""
+    model = _model(tiny_checkpoint)
+    base = graph_cache.graph_key(model, make_schedule(3), "fp32")
+    monkeypatch.setattr(graph_cache, "_source_digest", lambda: "edited")
+    assert graph_cache.graph_key(model, make_schedule(3), "fp32") != base
+
+
 def test_corrupt_entry_is_exported_again(tiny_checkpoint, tmp_path, counted_exports, caplog):
     model = _model(tiny_checkpoint)
     path = _backend(model, tmp_path).graph_path

@@ -120,17 +120,29 @@ class LinearAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape
+        n = h * w
         # The softmaxes and the sums over pixels run in fp32 whatever the weights' dtype: an fp16
         # network (an exported fp16 graph) keeps them as an fp32 island; under autocast the
         # matmuls still run in low precision. A no-op in fp32.
-        qkv = self.to_qkv(x).float().reshape(b, 3, self.heads, self.dim_head, h * w)
-        q, k, v = qkv.unbind(1)  # each [b, heads, dim_head, pixels]
-        q = q.softmax(dim=-2) * self.scale
-        k = k.softmax(dim=-1)
-        v = v / (h * w)
+        # q, k and v are projected one at a time (each a third of `to_qkv`'s output channels, the
+        # same dot products), k and v first, so that at most two of them are alive at once: at full
+        # resolution they are 128 channels each against the network's 16–64, and holding all three
+        # plus their softmaxes took ~4 KB per pixel on the CPU.
+        k = self._project(x, 1).softmax(dim=-1)      # [b, heads, dim_head, pixels]
+        v = self._project(x, 2) / n
         context = torch.matmul(k, v.transpose(-1, -2))  # [b, heads, d, e]
+        del k, v
+        q = self._project(x, 0).softmax(dim=-2) * self.scale
         out = torch.matmul(context.transpose(-1, -2), q)  # [b, heads, e, pixels]
+        del q
         return self.to_out(out.to(x.dtype).reshape(b, self.heads * self.dim_head, h, w))
+
+    def _project(self, x: torch.Tensor, which: int) -> torch.Tensor:
+        """q (0), k (1) or v (2): that third of the `to_qkv` 1×1 convolution, [b, heads, dim_head, pixels] fp32."""
+        hidden = self.heads * self.dim_head
+        weight = self.to_qkv.weight[which * hidden:(which + 1) * hidden]
+        b, _, h, w = x.shape
+        return F.conv2d(x, weight).float().reshape(b, self.heads, self.dim_head, h * w)
 
 
 class PreNorm(nn.Module):
