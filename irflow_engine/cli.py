@@ -176,7 +176,7 @@ def cmd_restore(args) -> int:
     t1 = time.perf_counter()
     if len(pairs) == 1:
         src, dst = pairs[0]
-        size = _restore_image_file(engine, src, dst, args)
+        size = _restore_image_file(engine, src, dst, args, progress=_PartsBar())
         print(f"irflow: wrote {dst} ({size[1]}x{size[0]}, {time.perf_counter() - t1:.2f}s)", file=sys.stderr)
         return 0
     # A folder: an unreadable or unusable image is reported and skipped, the others are restored.
@@ -198,14 +198,37 @@ def cmd_restore(args) -> int:
     return 0
 
 
-def _restore_image_file(engine, src: Path, dst: Path, args) -> Tuple[int, int]:
+def _restore_image_file(engine, src: Path, dst: Path, args, progress=None) -> Tuple[int, int]:
     """Restore one image file into `dst` (atomically), keeping alpha and colour profile; returns (H, W)."""
     from .images import load_image, write_image
 
     image = load_image(src)
-    restored = engine.restore(image.rgb, tile=args.tile, tile_overlap=args.tile_overlap)
+    restored = engine.restore(image.rgb, tile=args.tile, tile_overlap=args.tile_overlap, progress=progress)
     write_image(dst, restored, image.alpha, icc_profile=image.icc_profile)
     return image.rgb.shape[:2]
+
+
+class _PartsBar:
+    """`Engine.restore`'s progress callback: a bar on stderr (when it is a terminal) once one image
+    takes more than one backend call (tiles of a large photograph on the CPU)."""
+
+    def __init__(self):
+        self.bar, self.done = None, 0
+
+    def __call__(self, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if total <= 1:
+            return
+        if self.bar is None or self.bar.total != total:   # a first call, or a retry in tiles
+            if self.bar is not None:
+                self.bar.close()
+            self.bar, self.done = tqdm(total=total, desc="tiles", unit="tile", file=sys.stderr, disable=None), 0
+        self.bar.update(done - self.done)
+        self.done = done
+        if done == total:
+            self.bar.close()
+            self.bar = None
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from functools import partial
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 
@@ -38,6 +38,7 @@ def resolve_device(device) -> torch.device:
 
 
 _UNSET = object()
+Progress = Callable[[int, int], None]   # (backend calls done, backend calls in all)
 
 
 def is_out_of_memory(error: BaseException) -> bool:
@@ -96,19 +97,20 @@ class Engine:
     def model_config(self) -> ModelConfig:
         return self.checkpoint.config
 
-    def restore(self, x: Frame, *, tile: Optional[int] = None, tile_overlap: int = DEFAULT_OVERLAP) -> Frame:
+    def restore(self, x: Frame, *, tile: Optional[int] = None, tile_overlap: int = DEFAULT_OVERLAP,
+                progress: Optional[Progress] = None) -> Frame:
         """Restore one frame or a batch; returns the same kind (type, dtype, layout, device).
 
         numpy: uint8 H×W×3 / N×H×W×3 (0–255) or float (0–1). torch: float 3×H×W / N×3×H×W in
         [0, 1] (or uint8 0–255), on any device. Float outputs are clamped to [0, 1] unless the
-        engine was built with clamp=False. `tile`/`tile_overlap`: see `restore_batch`.
+        engine was built with clamp=False. `tile`/`tile_overlap`/`progress`: see `restore_batch`.
         """
         batch, kind = to_batch(x, self.model_config.in_nc)
-        out = self.restore_batch(batch.to(self.device), tile=tile, tile_overlap=tile_overlap)
+        out = self.restore_batch(batch.to(self.device), tile=tile, tile_overlap=tile_overlap, progress=progress)
         return from_batch(out, kind, clamp=self.config.clamp)
 
     def restore_batch(self, y: torch.Tensor, *, tile: Optional[int] = None,
-                      tile_overlap: int = DEFAULT_OVERLAP) -> torch.Tensor:
+                      tile_overlap: int = DEFAULT_OVERLAP, progress: Optional[Progress] = None) -> torch.Tensor:
         """N×3×H×W float32 on the engine's device -> unclamped float32 x̂0, `max_batch` at a time.
 
         `tile`: restore in overlapping tiles of at most tile×tile pixels, blended with feathered
@@ -117,16 +119,19 @@ class Engine:
         (`irflow_engine.memory`; a warning says when it tiles). An out-of-memory error all the same
         (CUDA's, or a CPU allocation failure) is retried once in tiles (logged as a warning), and
         later calls tile from the start.
+        `progress(done, total)` is called after each backend call with the calls done and to do
+        (frames or tiles at a time): a long restore can show a progress bar.
         """
         if y.dim() != 4 or y.dtype != torch.float32:
             raise ValueError(f"restore_batch takes an N×3×H×W float32 tensor, got {tuple(y.shape)} {y.dtype}")
+        whole = partial(self._restore_whole, progress=progress)
         if tile:
-            return restore_tiled(self._restore_whole, y, tile, tile_overlap)
+            return restore_tiled(whole, y, tile, tile_overlap)
         if not self.oom_tile:
             try:
                 if y.device.type == "cpu":
-                    return self._restore_within_memory(y, tile_overlap)
-                return self._restore_whole(y)
+                    return self._restore_within_memory(y, tile_overlap, progress)
+                return whole(y)
             except Exception as e:
                 if not is_out_of_memory(e):
                     raise
@@ -138,9 +143,9 @@ class Engine:
                         self.oom_tile, self.oom_tile)
             if y.is_cuda:
                 torch.cuda.empty_cache()
-        return restore_tiled(self._restore_whole, y, self.oom_tile, min(tile_overlap, self.oom_tile // 4))
+        return restore_tiled(whole, y, self.oom_tile, min(tile_overlap, self.oom_tile // 4))
 
-    def _restore_within_memory(self, y: torch.Tensor, tile_overlap: int) -> torch.Tensor:
+    def _restore_within_memory(self, y: torch.Tensor, tile_overlap: int, progress: Optional[Progress]) -> torch.Tensor:
         """On the CPU: as many frames per call as the memory budget allows, or tiles when one frame
         is too large for it (`irflow_engine.memory`), instead of being killed for memory."""
         if self._budget is _UNSET:   # once: memory taken by earlier calls (arenas) must not change later plans
@@ -148,7 +153,7 @@ class Engine:
         budget = self._budget
         plan = plan_pass(y.shape[2], y.shape[3], self.config.max_batch, budget, self.model_config.pad_multiple)
         if plan.tile is None:
-            return self._restore_whole(y, plan.per_call)
+            return self._restore_whole(y, plan.per_call, progress)
         shape = (y.shape[2], y.shape[3])
         if shape not in self._memory_tiled:
             self._memory_tiled.add(shape)
@@ -156,14 +161,24 @@ class Engine:
                         "in %d×%d tiles (results differ slightly from whole frames; set the budget with "
                         "memory_budget= / --memory-limit, or choose tile= / --tile)", shape[1], shape[0],
                         shape[0] * shape[1] * CPU_BYTES_PER_PIXEL / 1e9, budget / 1e9, plan.tile, plan.tile)
-        return restore_tiled(partial(self._restore_whole, per_call=plan.per_call), y, plan.tile,
+        return restore_tiled(partial(self._restore_whole, per_call=plan.per_call, progress=progress), y, plan.tile,
                              min(tile_overlap, plan.tile // 4))
 
-    def _restore_whole(self, y: torch.Tensor, per_call: Optional[int] = None) -> torch.Tensor:
+    def _restore_whole(self, y: torch.Tensor, per_call: Optional[int] = None,
+                       progress: Optional[Progress] = None) -> torch.Tensor:
         step = per_call or self.config.max_batch
-        if y.shape[0] <= step:
-            return self.backend.restore(y)
-        return torch.cat([self.backend.restore(y[i:i + step]) for i in range(0, y.shape[0], step)])
+        starts = range(0, y.shape[0], step)
+        if len(starts) <= 1:
+            out = self.backend.restore(y)
+            if progress is not None:
+                progress(1, 1)
+            return out
+        parts = []
+        for done, i in enumerate(starts, 1):
+            parts.append(self.backend.restore(y[i:i + step]))
+            if progress is not None:
+                progress(done, len(starts))
+        return torch.cat(parts)
 
     def restore_video(self, src, dst, **options):
         """Restore a video file into another; see `irflow_engine.video.restore_video` for options."""

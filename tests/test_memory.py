@@ -134,3 +134,33 @@ def test_automatic_budget_is_fixed_at_the_first_call(spied, monkeypatch):
     second = engine.restore_batch(y)
     assert [s[0] for s in seen] == [4, 4]
     torch.testing.assert_close(second, first, rtol=0, atol=0)
+
+
+def test_progress_reports_every_backend_call(tiny_checkpoint):
+    engine = Engine.from_checkpoint(tiny_checkpoint, steps=1, max_batch=2, memory_budget=0)
+    calls = []
+    y = torch.rand(5, 3, 16, 24, generator=torch.Generator().manual_seed(6))
+    out = engine.restore_batch(y, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(1, 3), (2, 3), (3, 3)]
+    torch.testing.assert_close(out, engine.restore_batch(y), rtol=0, atol=0)
+    calls.clear()
+    engine.restore_batch(y[:1], progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(1, 1)]
+    calls.clear()   # 40×40 in 16-px tiles, overlap 4: a 3×3 grid, two tiles per call
+    engine.restore(torch.rand(3, 40, 40), tile=16, tile_overlap=4, progress=lambda d, t: calls.append((d, t)))
+    assert calls == [(i, 5) for i in range(1, 6)]
+
+
+def test_cli_parts_bar_closes_and_restarts():
+    from irflow_engine.cli import _PartsBar
+
+    bar = _PartsBar()
+    bar(1, 1)
+    assert bar.bar is None   # one call: no bar
+    bar(1, 3)
+    assert bar.bar is not None and bar.done == 1
+    bar(1, 9)                # a retry in tiles: a new bar
+    assert bar.bar.total == 9
+    for i in range(2, 10):
+        bar(i, 9)
+    assert bar.bar is None
