@@ -6,13 +6,13 @@ hashes everything the exported graph depends on: the weights (each tensor's name
 bytes), the architecture, the schedule, the graph precision, the clamp flag, the opset, the
 versions of irflow_engine, torch and onnx, and the source of the modules that define the traced
 graph (the network, the sampler, the export wrappers), so an edited network is exported again even
-under the same version number. The key is also written into the graph's metadata and
-checked on reading, so an entry that fails to parse or does not carry its own key is exported again
-and replaced. Each entry also carries the metadata that `irflow export onnx` writes for a sampler
+under the same version number. The key is also written into the graph's metadata and checked on
+reading, so an entry that fails to parse or does not carry its own key is exported again and
+replaced. Each entry also carries the metadata that `irflow export onnx` writes for a sampler
 (`graph`, `precision`, `steps`, `solver`), which the TensorRT build reads: the onnxruntime and
-tensorrt backends share one cache. Entries are written atomically (write, then rename), a hit refreshes the entry's
-modification time, and the least recently used entries beyond `max_entries` (16) or 2 GiB in all
-are deleted.
+tensorrt backends share one cache. Entries are written atomically (write, then rename), a hit
+refreshes the entry's modification time, and the least recently used entries beyond
+`max_entries` (16) or 2 GiB in all are deleted.
 """
 
 from __future__ import annotations

@@ -152,9 +152,9 @@ def ort_session(path_or_proto, providers=("CPUExecutionProvider",), threads: int
     """An ONNX Runtime session (all graph optimisations on; `threads` 0 = ONNX Runtime's default).
 
     The memory-pattern cache is off: our graphs take any H×W, and with it on, the CPU session's
-    peak memory after a second frame of one size was 1.6× that without (720p, K = 1: 4.7 vs 2.9 GB
-    above the process at rest, 2026-11-27), at the same speed. Only errors are logged: an fp16 graph makes the CPU provider warn about every fp16 node it
-    cannot constant-fold, which is noise.
+    peak memory from the second frame of one size on was 1.6× that without (720p, K = 3: 5.36 vs
+    3.26 KiB per pixel, docs/PERF.md), at the same speed. Only errors are logged: an fp16 graph
+    makes the CPU provider warn about every fp16 node it cannot constant-fold, which is noise.
     """
     ort = require("onnxruntime", "running ONNX graphs")
     options = ort.SessionOptions()

@@ -61,7 +61,10 @@ def load_image(path) -> ImageFile:
         with Image.open(path) as im:
             im.load()
             icc = rgb_icc_profile(im.info.get("icc_profile"))
-            im = ImageOps.exif_transpose(im)
+            try:
+                im = ImageOps.exif_transpose(im)
+            except Exception:   # unreadable EXIF: the pixels as stored, rather than no image at all
+                pass
             if im.mode in ("I;16", "I;16B", "I;16L", "I"):
                 arr = np.asarray(im, dtype=np.float64)
                 peak = 65535.0 if im.mode.startswith("I;16") or arr.max() > 255 else 255.0
