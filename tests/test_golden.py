@@ -21,6 +21,19 @@ def test_forward_matches_reference(golden, golden_model, t):
     assert rel_err(out, golden[f"forward_t{t}"]) <= TOL
 
 
+@pytest.mark.parametrize("t", [1000, 37])
+def test_training_forward_matches_reference_too(golden, golden_model, t):
+    """With autograd the attention projects q, k, v in one convolution (fewer operations), without
+    it one third at a time (less memory): both must be the reference's network."""
+    lq = torch.from_numpy(golden["lq"])
+    assert torch.is_grad_enabled()   # what selects the one-convolution projection
+    out = golden_model(lq, torch.tensor([t]))
+    assert rel_err(out.detach(), golden[f"forward_t{t}"]) <= TOL
+    with torch.no_grad():
+        lean = golden_model(lq, torch.tensor([t]))
+    torch.testing.assert_close(lean, out.detach(), rtol=0, atol=1e-6)
+
+
 def test_forward_accepts_int_and_per_sample_time(golden, golden_model):
     lq = torch.from_numpy(golden["lq"])
     with torch.no_grad():

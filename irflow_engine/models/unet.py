@@ -124,25 +124,35 @@ class LinearAttention(nn.Module):
         # The softmaxes and the sums over pixels run in fp32 whatever the weights' dtype: an fp16
         # network (an exported fp16 graph) keeps them as an fp32 island; under autocast the
         # matmuls still run in low precision. A no-op in fp32.
-        # q, k and v are projected one at a time (each a third of `to_qkv`'s output channels, the
-        # same dot products), k and v first, so that at most two of them are alive at once: at full
-        # resolution they are 128 channels each against the network's 16–64, and holding all three
-        # plus their softmaxes took ~4 KB per pixel on the CPU.
-        k = self._project(x, 1).softmax(dim=-1)      # [b, heads, dim_head, pixels]
-        v = self._project(x, 2) / n
+        # Without autograd, q, k and v are projected one at a time (each a third of `to_qkv`'s
+        # output channels: the same dot products), k and v first, so that at most two are alive at
+        # once: at full resolution they are 128 channels each against the network's 16–64, and
+        # holding all three plus their softmaxes took ~4 KB per pixel on the CPU (docs/PERF.md).
+        project = self._projector(x)
+        k = project(1).softmax(dim=-1)      # [b, heads, dim_head, pixels]
+        v = project(2) / n
         context = torch.matmul(k, v.transpose(-1, -2))  # [b, heads, d, e]
         del k, v
-        q = self._project(x, 0).softmax(dim=-2) * self.scale
+        q = project(0).softmax(dim=-2) * self.scale
         out = torch.matmul(context.transpose(-1, -2), q)  # [b, heads, e, pixels]
         del q
         return self.to_out(out.to(x.dtype).reshape(b, self.heads * self.dim_head, h, w))
 
-    def _project(self, x: torch.Tensor, which: int) -> torch.Tensor:
-        """q (0), k (1) or v (2): that third of the `to_qkv` 1×1 convolution, [b, heads, dim_head, pixels] fp32."""
-        hidden = self.heads * self.dim_head
-        weight = self.to_qkv.weight[which * hidden:(which + 1) * hidden]
+    def _projector(self, x: torch.Tensor):
+        """i -> q (0), k (1) or v (2) of `x`, [b, heads, dim_head, pixels] in fp32.
+
+        With autograd (training) one convolution computes all three: backward keeps those
+        activations anyway, and every extra operator call costs host time in a training step that
+        already makes ~21,000 of them.
+        """
         b, _, h, w = x.shape
-        return F.conv2d(x, weight).float().reshape(b, self.heads, self.dim_head, h * w)
+        shape = (b, self.heads, self.dim_head, h * w)
+        if torch.is_grad_enabled():
+            qkv = self.to_qkv(x).float().reshape(b, 3, *shape[1:]).unbind(1)
+            return qkv.__getitem__
+        hidden = self.heads * self.dim_head
+        weight = self.to_qkv.weight
+        return lambda i: F.conv2d(x, weight[i * hidden:(i + 1) * hidden]).float().reshape(shape)
 
 
 class PreNorm(nn.Module):
