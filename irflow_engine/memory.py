@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional
 
 # Budgeted activation bytes per pixel of a frame on the CPU: the largest measured value above plus
@@ -36,20 +37,57 @@ BUDGET_FRACTION = 0.6
 MIN_AUTO_TILE = 256
 
 
-def available_memory() -> Optional[int]:
-    """Bytes of memory the system can give without swapping (Linux MemAvailable), else half the
-    physical memory, else None when neither can be read."""
+def available_memory(meminfo: Path = Path("/proc/meminfo"), cgroup: Path = Path("/sys/fs/cgroup")) -> Optional[int]:
+    """Bytes of memory this process can still take without swapping or being killed: the system's
+    MemAvailable (Linux), lowered to the room left under a container's cgroup memory limit (what
+    Docker and Kubernetes enforce, while /proc/meminfo shows the whole host); else half the
+    physical memory; None when nothing can be read."""
+    system = None
     try:
-        with open("/proc/meminfo") as f:
+        with open(meminfo) as f:
             for line in f:
                 if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+                    system = int(line.split()[1]) * 1024
+                    break
     except (OSError, ValueError, IndexError):
         pass
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
-    except (AttributeError, ValueError, OSError):
-        return None
+    if system is None:
+        try:
+            system = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+        except (AttributeError, ValueError, OSError):
+            system = None
+    room = cgroup_room(cgroup)
+    if room is None:
+        return system
+    return room if system is None else min(system, room)
+
+
+def cgroup_room(root: Path = Path("/sys/fs/cgroup")) -> Optional[int]:
+    """Bytes left under this cgroup's memory limit (v2 `memory.max`, else v1
+    `memory/memory.limit_in_bytes`), counting reclaimable page cache (inactive files) as free;
+    None without a limit."""
+    layouts = (("memory.max", "memory.current", "memory.stat", "inactive_file"),
+               ("memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes", "memory/memory.stat",
+                "total_inactive_file"))
+    for limit_name, usage_name, stat_name, cache_key in layouts:
+        try:
+            limit_text = (root / limit_name).read_text().strip()
+            usage = int((root / usage_name).read_text())
+        except (OSError, ValueError):
+            continue
+        if limit_text == "max" or not limit_text.isdigit() or int(limit_text) >= 1 << 60:
+            return None   # no limit (v1 writes a huge number)
+        cache = 0
+        try:
+            for line in (root / stat_name).read_text().splitlines():
+                key, _, value = line.partition(" ")
+                if key == cache_key:
+                    cache = int(value)
+                    break
+        except (OSError, ValueError):
+            pass
+        return max(0, int(limit_text) - max(0, usage - cache))
+    return None
 
 
 def memory_budget(setting: Optional[int]) -> Optional[int]:

@@ -38,6 +38,32 @@ def test_budget_setting():
     assert 0 < auto <= available
 
 
+def test_container_limit_lowers_the_available_memory(tmp_path):
+    """Docker/Kubernetes limit a container's cgroup while /proc/meminfo shows the host: the room
+    under the limit (page cache counted as free) must win."""
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       65536000 kB\nMemAvailable:   60000000 kB\n")
+    host = 60000000 * 1024
+    v2 = tmp_path / "v2"
+    v2.mkdir()
+    (v2 / "memory.max").write_text("4000000000\n")
+    (v2 / "memory.current").write_text("1500000000\n")
+    (v2 / "memory.stat").write_text("anon 1000000000\ninactive_file 500000000\nactive_file 1\n")
+    assert memory.cgroup_room(v2) == 4_000_000_000 - 1_000_000_000
+    assert memory.available_memory(meminfo, v2) == 3_000_000_000
+    (v2 / "memory.max").write_text("max\n")
+    assert memory.cgroup_room(v2) is None and memory.available_memory(meminfo, v2) == host
+    v1 = tmp_path / "v1" / "memory"
+    v1.mkdir(parents=True)
+    (v1 / "memory.limit_in_bytes").write_text("2000000000\n")
+    (v1 / "memory.usage_in_bytes").write_text("2500000000\n")   # over the limit: no room
+    (v1 / "memory.stat").write_text("cache 9\ntotal_inactive_file 100000000\n")
+    assert memory.available_memory(meminfo, tmp_path / "v1") == 0
+    (v1 / "memory.limit_in_bytes").write_text("9223372036854771712\n")   # v1's "unlimited"
+    assert memory.available_memory(meminfo, tmp_path / "v1") == host
+    assert memory.available_memory(meminfo, tmp_path / "none") == host   # no cgroup files at all
+
+
 @pytest.fixture
 def spied(tiny_checkpoint):
     """An engine whose backend records the shapes it is called with."""
