@@ -172,7 +172,6 @@ def cmd_restore(args) -> int:
 
     engine = build_engine(args)
 
-    bar = tqdm(pairs, desc="restore", unit="img", disable=len(pairs) == 1 or None, file=sys.stderr)
     t1 = time.perf_counter()
     if len(pairs) == 1:
         src, dst = pairs[0]
@@ -180,6 +179,7 @@ def cmd_restore(args) -> int:
         print(f"irflow: wrote {dst} ({size[1]}x{size[0]}, {time.perf_counter() - t1:.2f}s)", file=sys.stderr)
         return 0
     # A folder: an unreadable or unusable image is reported and skipped, the others are restored.
+    bar = tqdm(pairs, desc="restore", unit="img", disable=None, file=sys.stderr)
     failed = []
     for src, dst in bar:
         try:

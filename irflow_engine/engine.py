@@ -71,7 +71,8 @@ class Engine:
         if checkpoint.random_weights:
             log.warning("'%s' is an architecture preset with RANDOM, untrained weights: the output "
                         "shows the pipeline working, it is NOT a restoration", checkpoint.name)
-        # Set after a CUDA out-of-memory error: the tile size later calls use from the start.
+        # Set after an out-of-memory error (CUDA's or a CPU allocation failure): the tile size later
+        # calls use from the start.
         self.oom_tile: Optional[int] = None
         self._memory_tiled: set = set()   # frame sizes the CPU memory budget made tiled (warned once)
         self._budget = _UNSET             # the CPU memory budget, fixed at the first call
@@ -167,18 +168,13 @@ class Engine:
     def _restore_whole(self, y: torch.Tensor, per_call: Optional[int] = None,
                        progress: Optional[Progress] = None) -> torch.Tensor:
         step = per_call or self.config.max_batch
-        starts = range(0, y.shape[0], step)
-        if len(starts) <= 1:
-            out = self.backend.restore(y)
-            if progress is not None:
-                progress(1, 1)
-            return out
+        chunks = [y] if y.shape[0] <= step else [y[i:i + step] for i in range(0, y.shape[0], step)]
         parts = []
-        for done, i in enumerate(starts, 1):
-            parts.append(self.backend.restore(y[i:i + step]))
+        for done, chunk in enumerate(chunks, 1):
+            parts.append(self.backend.restore(chunk))
             if progress is not None:
-                progress(done, len(starts))
-        return torch.cat(parts)
+                progress(done, len(chunks))
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
 
     def restore_video(self, src, dst, **options):
         """Restore a video file into another; see `irflow_engine.video.restore_video` for options."""

@@ -119,17 +119,18 @@ def test_bad_job_options():
 
 
 def test_cpu_workers_share_the_memory_budget(tiny_checkpoint, monkeypatch):
-    """Workers of one node run side by side: each gets its CPUs' share of the automatic budget,
-    and an explicit budget is each worker's own."""
+    """Workers of one node run side by side: each gets its CPUs' share of the automatic budget
+    (2 of 8 CPUs: a quarter), and an explicit budget is each worker's own."""
     from irflow_engine import memory
     from irflow_engine.batch.ray_runner import build_engine
 
     monkeypatch.setattr(memory, "available_memory", lambda: 10_000_000_000)
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
     job = BatchJob(out_dir="o", model=str(tiny_checkpoint), steps=1)
-    assert build_engine(job, 0.25).config.memory_budget == int(10e9 * memory.BUDGET_FRACTION * 0.25)
+    assert build_engine(job, 2).config.memory_budget == int(10e9 * memory.BUDGET_FRACTION * 0.25)
     assert build_engine(job).config.memory_budget == int(10e9 * memory.BUDGET_FRACTION)
     job = BatchJob(out_dir="o", model=str(tiny_checkpoint), steps=1, memory_budget=123_000_000)
-    assert build_engine(job, 0.25).config.memory_budget == 123_000_000
+    assert build_engine(job, 2).config.memory_budget == 123_000_000
 
 
 def _decoded(path):

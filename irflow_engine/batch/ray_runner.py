@@ -77,16 +77,17 @@ def claim_marker(path: Optional[str]) -> bool:
         return False
 
 
-def build_engine(job: BatchJob, cpu_share: float = 1.0):
-    """The worker's engine. On the CPU without a set budget, its memory budget is its share of
-    the node's (`cpu_share`: its CPUs over the node's), as the other workers run beside it."""
+def build_engine(job: BatchJob, threads: Optional[int] = None):
+    """The worker's engine. On the CPU without a set budget, a worker of `threads` CPUs gets that
+    share of the node's automatic memory budget, as the other workers run beside it."""
     from ..engine import Engine
     from ..memory import memory_budget
 
     budget = job.memory_budget
     if budget is None and job.device == "cpu":
         auto = memory_budget(None)
-        budget = None if auto is None else max(1, int(auto * min(1.0, cpu_share)))
+        share = 1.0 if threads is None else min(1.0, max(1, threads) / (os.cpu_count() or 1))
+        budget = None if auto is None else max(1, int(auto * share))
     return Engine.from_checkpoint(job.model, backend=job.backend, device=job.device, precision=job.precision,
                                   steps=job.steps, solver=job.solver, max_batch=job.max_batch,
                                   memory_budget=budget)
@@ -122,7 +123,7 @@ class EngineActor:
         if job.device == "cpu":
             torch.set_num_threads(max(1, threads))
         self.job = job
-        self.engine = build_engine(job, max(1, threads) / (os.cpu_count() or 1))
+        self.engine = build_engine(job, threads)
 
     def __call__(self, batch: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
         if claim_marker(self.job.fail_once):
@@ -230,7 +231,7 @@ def restore_video_file(job: BatchJob, src: str, dst: str, threads: int, part: bo
 
         options["encoder_options"] = {**PART_ENCODER_OPTIONS, **(options.get("encoder_options") or {})}
     try:
-        report = build_engine(job, max(1, threads) / (os.cpu_count() or 1)).restore_video(src, dst, **options)
+        report = build_engine(job, threads).restore_video(src, dst, **options)
     except INPUT_ERRORS as e:
         return {"error": str(e)}
     return {"frames": report.frames, "seconds": report.seconds}

@@ -127,7 +127,8 @@ class LinearAttention(nn.Module):
         # Without autograd, q, k and v are projected one at a time (each a third of `to_qkv`'s
         # output channels: the same dot products), k and v first, so that at most two are alive at
         # once: at full resolution they are 128 channels each against the network's 16–64, and
-        # holding all three plus their softmaxes took ~4 KB per pixel on the CPU (docs/PERF.md).
+        # holding all three plus their softmaxes was most of the ~5 KiB per pixel a frame took on
+        # the CPU (docs/PERF.md).
         project = self._projector(x)
         k = project(1).softmax(dim=-1)      # [b, heads, dim_head, pixels]
         v = project(2) / n
