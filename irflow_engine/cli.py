@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--output", required=True,
                    help="output image file or folder, video file, or '-' (stdout, raw input only)")
     add_engine_options(r)
+    r.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="CPU threads (default: torch's, lowered to a container's CPU quota; OMP_NUM_THREADS "
+                        "also sets it)")
     r.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
     add_video_arguments(r)
     r.set_defaults(func=cmd_restore)
@@ -151,7 +154,8 @@ def build_engine(args):
     t0 = time.perf_counter()
     engine = Engine.from_checkpoint(args.model, backend=args.backend, device=args.device,
                                     precision=args.precision, steps=args.steps, solver=args.solver,
-                                    max_batch=args.max_batch, memory_budget=args.memory_limit)
+                                    max_batch=args.max_batch, memory_budget=args.memory_limit,
+                                    threads=args.threads)
     print(f"irflow: {engine!r} ready in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
     return engine
 

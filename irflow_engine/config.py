@@ -101,6 +101,8 @@ class EngineConfig:
     `memory_budget`: bytes of activations one call may use on the CPU; fewer frames per call, then
     tiles, keep it there (`irflow_engine.memory`). None: 60 % of the memory available at the first call (then fixed);
     0: no limit.
+    `threads`: torch's CPU threads on the CPU (process-wide; ONNX Runtime takes the same count).
+    None: torch's own count, lowered to a container's CPU quota (`irflow_engine.cpus`).
     """
 
     backend: str = "eager"
@@ -111,6 +113,7 @@ class EngineConfig:
     max_batch: int = 4
     clamp: bool = True
     memory_budget: Optional[int] = None
+    threads: Optional[int] = None
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -124,3 +127,6 @@ class EngineConfig:
         if self.memory_budget is not None and (not isinstance(self.memory_budget, int) or self.memory_budget < 0):
             raise ValueError(f"memory_budget must be a number of bytes >= 0 (0: no limit) or None (automatic), "
                              f"got {self.memory_budget!r}")
+        if self.threads is not None and (not isinstance(self.threads, int) or isinstance(self.threads, bool)
+                                         or self.threads < 1):
+            raise ValueError(f"threads must be a positive integer or None (automatic), got {self.threads!r}")

@@ -11,9 +11,10 @@ import torch
 from .backends import build_backend, resolve_backend_name
 from .checkpoint import LoadedCheckpoint, resolve
 from .config import EngineConfig, ModelConfig
+from .cpus import fit_threads
 from .flow import Schedule, make_schedule
 from .frames import Frame, from_batch, to_batch
-from .memory import CPU_BYTES_PER_PIXEL, memory_budget, plan_pass
+from .memory import CPU_BYTES_PER_PIXEL, PassPlan, memory_budget, plan_pass
 from .tiling import DEFAULT_OVERLAP, fallback_tile, restore_tiled
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,8 @@ class Engine:
         steps = config.steps if config.steps is not None else checkpoint.meta.default_steps
         solver = config.solver if config.solver is not None else checkpoint.meta.default_solver
         self.schedule: Schedule = make_schedule(steps, solver)
+        if self.device.type == "cpu":   # before the backend: an ONNX Runtime session takes torch's count
+            fit_threads(config.threads)
         self.backend_name = resolve_backend_name(config.backend, self.device, config.precision)
         self.backend = build_backend(self.backend_name, checkpoint.build_model(), self.schedule,
                                      config.precision, self.device)
@@ -82,16 +85,18 @@ class Engine:
                         precision: str = "fp32", steps: Optional[int] = None,
                         solver: Optional[str] = None, *, model_config: Optional[ModelConfig] = None,
                         max_batch: int = 4, clamp: bool = True,
-                        memory_budget: Optional[int] = None) -> "Engine":
+                        memory_budget: Optional[int] = None, threads: Optional[int] = None) -> "Engine":
         """Build an engine from a checkpoint file, a bundled model name or a preset.
 
         `steps`/`solver` default to the checkpoint's own defaults (3, "euler" for presets and
         reference `.pth` files). `model_config` overrides the architecture read from the file.
         `memory_budget`: bytes one call may use on the CPU (None: 60 % of the memory available; 0: no
-        limit); see `restore_batch`.
+        limit); see `restore_batch`. `threads`: torch's CPU threads (None: its own count, lowered to a
+        container's CPU quota).
         """
         config = EngineConfig(backend=backend, device=str(device), precision=precision, steps=steps,
-                              solver=solver, max_batch=max_batch, clamp=clamp, memory_budget=memory_budget)
+                              solver=solver, max_batch=max_batch, clamp=clamp, memory_budget=memory_budget,
+                              threads=threads)
         return cls(resolve(path_or_preset, model_config), config)
 
     @property
@@ -129,16 +134,21 @@ class Engine:
         if tile:
             return restore_tiled(whole, y, tile, tile_overlap)
         if not self.oom_tile:
+            attempted = (y.shape[2], y.shape[3])   # the largest piece one call was given
             try:
-                if y.device.type == "cpu":
-                    return self._restore_within_memory(y, tile_overlap, progress)
-                return whole(y)
+                if y.device.type != "cpu":
+                    return whole(y)
+                plan = self._memory_plan(y)
+                if plan.tile is not None:
+                    attempted = (plan.tile, plan.tile)
+                return self._restore_within_memory(y, plan, tile_overlap, progress)
             except Exception as e:
                 if not is_out_of_memory(e):
                     raise
                 reason = str(e).split("\n")[0]
             # Outside the handler, so that the failed attempt's tensors (held by the traceback) are freed.
-            self.oom_tile = fallback_tile(y.shape[2], y.shape[3], self.model_config.pad_multiple)
+            # Smaller than what failed: half of a budget-chosen tile, at most FALLBACK_TILE.
+            self.oom_tile = fallback_tile(*attempted, self.model_config.pad_multiple)
             log.warning("out of memory restoring a %s batch (%s); retrying once in %d×%d tiles "
                         "(choose with tile=/--tile, or lower max_batch)", "×".join(map(str, y.shape)), reason,
                         self.oom_tile, self.oom_tile)
@@ -146,13 +156,17 @@ class Engine:
                 torch.cuda.empty_cache()
         return restore_tiled(whole, y, self.oom_tile, min(tile_overlap, self.oom_tile // 4))
 
-    def _restore_within_memory(self, y: torch.Tensor, tile_overlap: int, progress: Optional[Progress]) -> torch.Tensor:
-        """On the CPU: as many frames per call as the memory budget allows, or tiles when one frame
-        is too large for it (`irflow_engine.memory`), instead of being killed for memory."""
+    def _memory_plan(self, y: torch.Tensor) -> PassPlan:
+        """Frames per call and tile side that keep a CPU call within the memory budget."""
         if self._budget is _UNSET:   # once: memory taken by earlier calls (arenas) must not change later plans
             self._budget = memory_budget(self.config.memory_budget)
+        return plan_pass(y.shape[2], y.shape[3], self.config.max_batch, self._budget, self.model_config.pad_multiple)
+
+    def _restore_within_memory(self, y: torch.Tensor, plan: PassPlan, tile_overlap: int,
+                               progress: Optional[Progress]) -> torch.Tensor:
+        """On the CPU: as many frames per call as the memory budget allows, or tiles when one frame
+        is too large for it (`irflow_engine.memory`), instead of being killed for memory."""
         budget = self._budget
-        plan = plan_pass(y.shape[2], y.shape[3], self.config.max_batch, budget, self.model_config.pad_multiple)
         if plan.tile is None:
             return self._restore_whole(y, plan.per_call, progress)
         shape = (y.shape[2], y.shape[3])

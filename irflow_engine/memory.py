@@ -25,7 +25,9 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
+
+from .cgroups import cgroup_folders
 
 # Budgeted activation bytes per pixel of a frame on the CPU: the largest measured value above plus
 # ~20 % (runs vary by ~10 %). Precisions below fp32 are budgeted the same (the CPU backends compute
@@ -37,11 +39,13 @@ BUDGET_FRACTION = 0.6
 MIN_AUTO_TILE = 256
 
 
-def available_memory(meminfo: Path = Path("/proc/meminfo"), cgroup: Path = Path("/sys/fs/cgroup")) -> Optional[int]:
+def available_memory(meminfo: Path = Path("/proc/meminfo"),
+                     cgroups: Optional[Sequence[Path]] = None) -> Optional[int]:
     """Bytes of memory this process can still take without swapping or being killed: the system's
-    MemAvailable (Linux), lowered to the room left under a container's cgroup memory limit (what
-    Docker and Kubernetes enforce, while /proc/meminfo shows the whole host); else half the
-    physical memory; None when nothing can be read."""
+    MemAvailable (Linux), lowered to the room left under the cgroup memory limits that apply to it
+    (what Docker and Kubernetes enforce, while /proc/meminfo shows the whole host; `cgroups`: the
+    folders to read, default `cgroup_folders("memory")`); else half the physical memory; None when
+    nothing can be read."""
     system = None
     try:
         with open(meminfo) as f:
@@ -56,30 +60,30 @@ def available_memory(meminfo: Path = Path("/proc/meminfo"), cgroup: Path = Path(
             system = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
         except (AttributeError, ValueError, OSError):
             system = None
-    room = cgroup_room(cgroup)
-    if room is None:
-        return system
-    return room if system is None else min(system, room)
+    folders = cgroup_folders("memory") if cgroups is None else cgroups
+    rooms = [room for room in map(cgroup_room, folders) if room is not None]
+    if system is not None:
+        rooms.append(system)
+    return min(rooms) if rooms else None
 
 
-def cgroup_room(root: Path = Path("/sys/fs/cgroup")) -> Optional[int]:
-    """Bytes left under this cgroup's memory limit (v2 `memory.max`, else v1
-    `memory/memory.limit_in_bytes`), counting reclaimable page cache (inactive files) as free;
-    None without a limit."""
-    layouts = (("memory.max", "memory.current", "memory.stat", "inactive_file"),
-               ("memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes", "memory/memory.stat",
-                "total_inactive_file"))
-    for limit_name, usage_name, stat_name, cache_key in layouts:
+def cgroup_room(folder: Path) -> Optional[int]:
+    """Bytes left under one cgroup folder's memory limit (v2 `memory.max`, or v1
+    `memory.limit_in_bytes`), counting reclaimable page cache (inactive files) as free; None
+    without a limit."""
+    layouts = (("memory.max", "memory.current", "inactive_file"),
+               ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file"))
+    for limit_name, usage_name, cache_key in layouts:
         try:
-            limit_text = (root / limit_name).read_text().strip()
-            usage = int((root / usage_name).read_text())
+            limit_text = (folder / limit_name).read_text().strip()
+            usage = int((folder / usage_name).read_text())
         except (OSError, ValueError):
             continue
         if limit_text == "max" or not limit_text.isdigit() or int(limit_text) >= 1 << 60:
             return None   # no limit (v1 writes a huge number)
         cache = 0
         try:
-            for line in (root / stat_name).read_text().splitlines():
+            for line in (folder / "memory.stat").read_text().splitlines():
                 key, _, value = line.partition(" ")
                 if key == cache_key:
                     cache = int(value)

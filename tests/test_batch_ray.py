@@ -2,7 +2,6 @@
 a task that fails once is retried, a rerun skips finished outputs, the manifest is complete."""
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -121,13 +120,21 @@ def test_bad_job_options():
 def test_cpu_workers_share_the_memory_budget(tiny_checkpoint, monkeypatch):
     """Workers of one node run side by side: each gets its CPUs' share of the automatic budget
     (2 of 8 CPUs: a quarter), and an explicit budget is each worker's own."""
-    from irflow_engine import memory
+    import torch
+
+    from irflow_engine import cpus, memory
     from irflow_engine.batch.ray_runner import build_engine
 
     monkeypatch.setattr(memory, "available_memory", lambda: 10_000_000_000)
-    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(cpus, "available_cpus", lambda: 8)
     job = BatchJob(out_dir="o", model=str(tiny_checkpoint), steps=1)
-    assert build_engine(job, 2).config.memory_budget == int(10e9 * memory.BUDGET_FRACTION * 0.25)
+    before = torch.get_num_threads()
+    try:
+        engine = build_engine(job, 2)
+        assert engine.config.threads == 2 and torch.get_num_threads() == 2   # the worker's CPUs
+    finally:
+        torch.set_num_threads(before)
+    assert engine.config.memory_budget == int(10e9 * memory.BUDGET_FRACTION * 0.25)
     assert build_engine(job).config.memory_budget == int(10e9 * memory.BUDGET_FRACTION)
     job = BatchJob(out_dir="o", model=str(tiny_checkpoint), steps=1, memory_budget=123_000_000)
     assert build_engine(job, 2).config.memory_budget == 123_000_000

@@ -40,7 +40,7 @@ def test_budget_setting():
 
 def test_container_limit_lowers_the_available_memory(tmp_path):
     """Docker/Kubernetes limit a container's cgroup while /proc/meminfo shows the host: the room
-    under the limit (page cache counted as free) must win."""
+    under the tightest limit (page cache counted as free) must win."""
     meminfo = tmp_path / "meminfo"
     meminfo.write_text("MemTotal:       65536000 kB\nMemAvailable:   60000000 kB\n")
     host = 60000000 * 1024
@@ -50,18 +50,19 @@ def test_container_limit_lowers_the_available_memory(tmp_path):
     (v2 / "memory.current").write_text("1500000000\n")
     (v2 / "memory.stat").write_text("anon 1000000000\ninactive_file 500000000\nactive_file 1\n")
     assert memory.cgroup_room(v2) == 4_000_000_000 - 1_000_000_000
-    assert memory.available_memory(meminfo, v2) == 3_000_000_000
+    assert memory.available_memory(meminfo, [v2]) == 3_000_000_000
     (v2 / "memory.max").write_text("max\n")
-    assert memory.cgroup_room(v2) is None and memory.available_memory(meminfo, v2) == host
-    v1 = tmp_path / "v1" / "memory"
-    v1.mkdir(parents=True)
+    assert memory.cgroup_room(v2) is None and memory.available_memory(meminfo, [v2]) == host
+    v1 = tmp_path / "v1"
+    v1.mkdir()
     (v1 / "memory.limit_in_bytes").write_text("2000000000\n")
     (v1 / "memory.usage_in_bytes").write_text("2500000000\n")   # over the limit: no room
     (v1 / "memory.stat").write_text("cache 9\ntotal_inactive_file 100000000\n")
-    assert memory.available_memory(meminfo, tmp_path / "v1") == 0
+    assert memory.available_memory(meminfo, [v2, v1]) == 0       # the tightest folder wins
     (v1 / "memory.limit_in_bytes").write_text("9223372036854771712\n")   # v1's "unlimited"
-    assert memory.available_memory(meminfo, tmp_path / "v1") == host
-    assert memory.available_memory(meminfo, tmp_path / "none") == host   # no cgroup files at all
+    assert memory.available_memory(meminfo, [v1]) == host
+    assert memory.available_memory(meminfo, [tmp_path / "none"]) == host   # no cgroup files at all
+    assert memory.available_memory(tmp_path / "no-meminfo", []) > 0   # half the physical memory
 
 
 @pytest.fixture
@@ -121,6 +122,25 @@ def test_cpu_allocation_failure_is_retried_in_tiles(spied, caplog):
     assert engine.oom_tile == 48 and "out of memory" in caplog.text
     engine.backend.restore = real
     torch.testing.assert_close(out, restore_tiled(engine.restore_batch, y, 48, 12), rtol=0, atol=0)
+
+
+def test_allocation_failure_in_budget_tiles_retries_smaller_tiles(spied, monkeypatch):
+    """The budget chose 64-px tiles and even those fail: the retry halves them (not FALLBACK_TILE, 512)."""
+    monkeypatch.setattr(memory, "MIN_AUTO_TILE", 16)
+    engine, seen, real = spied(64 * 64 * BPP + 1)
+
+    def restore(y):
+        seen.append(tuple(y.shape))
+        if y.shape[-2] * y.shape[-1] > 32 * 32:
+            raise RuntimeError("DefaultCPUAllocator: can't allocate memory (fake)")
+        return real(y)
+
+    engine.backend.restore = restore
+    y = torch.rand(1, 3, 72, 136, generator=torch.Generator().manual_seed(5))
+    out = engine.restore_batch(y)
+    assert seen[0] == (1, 3, 64, 64) and engine.oom_tile == 32
+    engine.backend.restore = real
+    torch.testing.assert_close(out, restore_tiled(engine.restore_batch, y, 32, 8), rtol=0, atol=0)
 
 
 def test_other_runtime_errors_are_not_mistaken_for_memory(spied):

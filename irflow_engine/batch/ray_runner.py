@@ -80,17 +80,19 @@ def claim_marker(path: Optional[str]) -> bool:
 def build_engine(job: BatchJob, threads: Optional[int] = None):
     """The worker's engine. On the CPU without a set budget, a worker of `threads` CPUs gets that
     share of the node's automatic memory budget, as the other workers run beside it."""
+    from ..cpus import available_cpus
     from ..engine import Engine
     from ..memory import memory_budget
 
     budget = job.memory_budget
     if budget is None and job.device == "cpu":
         auto = memory_budget(None)
-        share = 1.0 if threads is None else min(1.0, max(1, threads) / (os.cpu_count() or 1))
+        share = 1.0 if threads is None else min(1.0, max(1, threads) / available_cpus())
         budget = None if auto is None else max(1, int(auto * share))
+    cpu_threads = max(1, threads) if threads is not None and job.device == "cpu" else None
     return Engine.from_checkpoint(job.model, backend=job.backend, device=job.device, precision=job.precision,
                                   steps=job.steps, solver=job.solver, max_batch=job.max_batch,
-                                  memory_budget=budget)
+                                  memory_budget=budget, threads=cpu_threads)
 
 
 # -- the image pipeline: read → restore → write -------------------------------------------------
@@ -118,10 +120,6 @@ class EngineActor:
     """One engine per actor, built once; restores a batch of rows (same-sized images together)."""
 
     def __init__(self, job: BatchJob, threads: int):
-        import torch
-
-        if job.device == "cpu":
-            torch.set_num_threads(max(1, threads))
         self.job = job
         self.engine = build_engine(job, threads)
 
@@ -219,12 +217,8 @@ def run_images(job: BatchJob, items: List[WorkItem], manifest: Manifest, ray, pr
 
 def restore_video_file(job: BatchJob, src: str, dst: str, threads: int, part: bool = False) -> Dict:
     """Restore one video file (or one part of a split video); {"frames", "seconds"} or {"error"}."""
-    import torch
-
     if claim_marker(job.fail_once):
         raise RuntimeError(f"injected failure (fail_once marker {job.fail_once})")
-    if job.device == "cpu":
-        torch.set_num_threads(max(1, threads))
     options = dict(job.video_options, overwrite=True, progress=False)
     if part:
         from .segments import PART_ENCODER_OPTIONS
@@ -338,7 +332,9 @@ def _init_ray(job: BatchJob, ray) -> bool:
     else:
         import torch
 
-        ray.init(num_cpus=os.cpu_count() or 1, num_gpus=torch.cuda.device_count(), **kwargs)
+        from ..cpus import available_cpus
+
+        ray.init(num_cpus=available_cpus(), num_gpus=torch.cuda.device_count(), **kwargs)
     return True
 
 

@@ -144,11 +144,14 @@ class LinearAttention(nn.Module):
 
         With autograd (training) one convolution computes all three: backward keeps those
         activations anyway, and every extra operator call costs host time in a training step that
-        already makes ~21,000 of them.
+        already makes ~21,000 of them. On a GPU, too: one convolution is the faster kernel, and
+        the eager/compile baselines the fused backend is timed against stay as measured. Inference
+        on the CPU projects one third at a time, so at most two of q, k, v are alive at once
+        (peak memory, docs/PERF.md "CPU memory per pixel").
         """
         b, _, h, w = x.shape
         shape = (b, self.heads, self.dim_head, h * w)
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() or x.device.type != "cpu":
             qkv = self.to_qkv(x).float().reshape(b, 3, *shape[1:]).unbind(1)
             return qkv.__getitem__
         hidden = self.heads * self.dim_head
