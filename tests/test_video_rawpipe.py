@@ -112,3 +112,42 @@ def test_raw_pipe_option_errors(capsys, tiny_checkpoint):
         assert message in capsys.readouterr().err
     with pytest.raises(VideoError):
         raw_layout(8, 8, "rgb24", matrix="bt2021")
+
+
+def test_rgb48le_pipe_equals_numpy(engine):
+    """16-bit R'G'B' frames (all codes, including those above 32767): each written code is
+    round(clamp(engine(code / 65535)) · 65535), computed here with numpy in float64, to ±1 code."""
+    import torch
+
+    layout = raw_layout(20, 12, "rgb48le")
+    frames = np.random.default_rng(9).integers(0, 65536, (3, 12, 20, 3), dtype=np.uint16)
+    frames[0, 0, 0] = (0, 32767, 65535)
+    sink = io.BytesIO()
+    report = run_raw_pipe(engine, io.BytesIO(frames.tobytes()), sink, layout, batch=2, progress=False)
+    assert report.frames == 3 and report.frame_bytes == 12 * 20 * 6
+    x = torch.from_numpy(frames.astype(np.float64) / 65535).permute(0, 3, 1, 2).float()
+    assert np.abs(x.permute(0, 2, 3, 1).double().numpy() * 65535 - frames).max() < 0.01   # exact inputs
+    expected = []
+    for i in range(0, 3, 2):
+        y = engine.restore_batch(x[i:i + 2]).permute(0, 2, 3, 1).double().numpy()
+        expected.append(np.round(np.clip(y, 0, 1) * 65535).astype(np.uint16))
+    got = np.frombuffer(sink.getvalue(), np.uint16).reshape(frames.shape).astype(int)
+    diff = np.abs(got - np.concatenate(expected))
+    # The layout rounds in float32 (as pixfmt does): a value within ~0.004 of a half may go either way.
+    assert diff.max() <= 1 and (diff > 0).mean() < 0.005
+
+
+def test_rgb48_layout_round_trip_and_poisoned_output():
+    import torch
+
+    from irflow_engine.video.layouts import RGB48Layout
+
+    layout = RGB48Layout(5, 7)
+    codes = torch.from_numpy(np.random.default_rng(10).integers(0, 65536, (2, 5, 7, 3), dtype=np.uint16).view(np.int16))
+    x = layout.to_tensor(codes)
+    assert x.shape == (2, 3, 5, 7) and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
+    out = layout.empty(2).fill_(-12345)                       # poisoned
+    torch.testing.assert_close(layout.from_tensor(x, out), codes, rtol=0, atol=0)
+    x[0, 1, 2, 3], x[1, 0, 0, 0], x[1, 2, 4, 6] = float("nan"), -0.5, 7.0
+    back = layout.from_tensor(x, layout.empty(2).fill_(-12345)).numpy().view(np.uint16)
+    assert (back[0, 2, 3, 1], back[1, 0, 0, 0], back[1, 4, 6, 2]) == (0, 0, 65535)   # NaN -> 0, clamped

@@ -12,11 +12,13 @@ from typing import List
 import numpy as np
 
 from .. import pixfmt
-from .formats import AV_TO_PIXFMT
+from .formats import AV_TO_PIXFMT, RGB48
 
 
 def _slot_planes(slot: np.ndarray, av_fmt: str) -> List[np.ndarray]:
     """2-D (rows × row elements) views of the planes of one rawvideo frame."""
+    if av_fmt == RGB48:   # packed, 16-bit samples in an int16 slot
+        return [slot.reshape(slot.shape[0], -1)]
     fmt = AV_TO_PIXFMT[av_fmt]
     if pixfmt.FORMATS[fmt].yuv:
         return [p if p.ndim == 2 else p.reshape(p.shape[0], -1) for p in pixfmt.frame_planes(slot, fmt)]

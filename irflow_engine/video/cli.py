@@ -23,7 +23,7 @@ def add_video_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--preset", help="encoder speed preset for x264/x265/svt-av1 (default: the encoder's)")
     g.add_argument("--pix-fmt", dest="pix_fmt",
                    help="videos: output pixel format (default: like the input, same bit depth); raw pipes: the "
-                        f"frames' format, one of {', '.join(pixfmt.FORMATS)}")
+                        f"frames' format, one of {', '.join(pixfmt.FORMATS)}, rgb48le")
     g.add_argument("--raw-size", metavar="WxH", help="raw pipes (input '-'): the frame size")
     g.add_argument("--matrix", choices=pixfmt.MATRICES, default="bt709", help="raw YUV frames: colour matrix (default bt709)")
     g.add_argument("--range", dest="yuv_range", choices=pixfmt.RANGES, default="limited",

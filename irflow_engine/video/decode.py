@@ -21,7 +21,7 @@ import torch
 from .avframes import copy_to_slot
 from .errors import TruncatedVideoError, VideoError
 from .formats import Colour, FormatPlan, colour_of, describe_conversion, plan_format
-from .layouts import PixfmtLayout
+from .layouts import layout_for
 from .pipeline import StageClock
 
 log = logging.getLogger(__name__)
@@ -48,8 +48,9 @@ class VideoInfo:
     rotation: float = 0.0        # display rotation, degrees counter-clockwise (phone videos: 90, 270)
 
     @property
-    def layout(self) -> PixfmtLayout:
-        return PixfmtLayout(self.plan.work, self.height, self.width, self.colour.matrix, self.colour.range)
+    def layout(self):
+        """The layout (`layouts.PixfmtLayout` or `RGB48Layout`) of decoded batches."""
+        return layout_for(self.plan.av_work, self.height, self.width, self.colour.matrix, self.colour.range)
 
 
 @dataclass

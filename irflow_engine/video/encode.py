@@ -21,7 +21,7 @@ from .avframes import frame_from_slot
 from .decode import VideoInfo
 from .errors import UnsupportedPixelFormatError, VideoError
 from .formats import AV_TO_PIXFMT
-from .layouts import PixfmtLayout
+from .layouts import layout_for
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ class VideoSink:
                          color_range=2 if rgb_out else colour.color_range)
         for k, v in dict(self.tags, color_primaries=colour.color_primaries, color_trc=colour.color_trc).items():
             setattr(cc, k, v)
-        self.layout = PixfmtLayout(AV_TO_PIXFMT[self.work_av], info.height, info.width, colour.matrix, colour.range)
+        self.layout = layout_for(self.work_av, info.height, info.width, colour.matrix, colour.range)
         if info.rotation:
             # Frames are restored as stored; the display matrix tells players to turn them.
             if hasattr(stream, "set_display_rotation"):  # PyAV >= 18

@@ -1,9 +1,11 @@
 """Which pixel format and colour conversion each decoded video gets, and what the output keeps.
 
 `irflow_engine.pixfmt` converts rgb24/bgr24/rgba, yuv420p/yuv420p10le and nv12/p010 directly.
-Other common formats are first converted by FFmpeg's swscale (through PyAV): 8-bit ones to rgb24,
-9- to 16-bit YUV ones to yuv420p10le (4:2:2/4:4:4 chroma is then averaged to 4:2:0, more than
-10 bits are rounded to 10). Anything else is refused with `UnsupportedPixelFormatError`.
+Other common formats are first converted by FFmpeg's swscale (through PyAV): 8-bit ones to rgb24;
+deeper 4:2:0 and grey ones to yuv420p10le (more than 10 bits are rounded to 10); deeper 4:2:2,
+4:4:4, 4:4:0 and RGB ones (ProRes, DNxHR, 10-bit 4:4:4 HEVC, FFV1 RGB) to rgb48le, 16 bits per
+R'G'B' sample, so that their chroma keeps its resolution (`layouts.RGB48Layout` converts those
+frames with torch operations). Anything else is refused with `UnsupportedPixelFormatError`.
 
 Colour: the matrix and range follow the stream's tags (H.273 codes as FFmpeg stores them). An
 untagged matrix is guessed as players do: BT.709 from 720 lines up, BT.601 below; an untagged
@@ -41,9 +43,14 @@ VIA_SWSCALE_8BIT = (
     "nv21", "nv16", "yuyv422", "uyvy422", "gray", "gbrp", "bgra", "argb", "abgr", "rgb0", "bgr0",
     "0rgb", "0bgr", "yuva420p", "yuva444p", "pal8",
 )
-VIA_SWSCALE_DEEP = (
-    "yuv422p10le", "yuv444p10le", "yuv420p12le", "yuv422p12le", "yuv444p12le", "yuv420p16le",
-    "yuv422p16le", "yuv444p16le", "p210le", "p016le", "gray10le", "gray12le", "yuva420p10le",
+VIA_SWSCALE_DEEP = ("yuv420p12le", "yuv420p16le", "p016le", "gray10le", "gray12le", "yuva420p10le")
+# Deeper formats whose chroma is finer than 4:2:0 (or RGB): to rgb48le.
+RGB48 = "rgb48le"
+VIA_SWSCALE_RGB48 = (
+    "yuv422p10le", "yuv444p10le", "yuv440p10le", "yuv422p12le", "yuv444p12le", "yuv440p12le", "yuv422p14le",
+    "yuv444p14le", "yuv422p16le", "yuv444p16le", "p210le", "p410le", "y210le", "yuva422p10le", "yuva444p10le",
+    "yuva444p12le", "gbrp10le", "gbrp12le", "gbrp14le", "gbrp16le", "gbrap10le", "gbrap12le", "gbrap16le",
+    "rgb48le", "bgr48le", "rgba64le", "bgra64le",
 )
 
 # H.273 MatrixCoefficients (FFmpeg's AVColorSpace) -> pixfmt matrix; approximations are flagged.
@@ -108,24 +115,23 @@ def plan_format(fmt) -> FormatPlan:
         return FormatPlan(name, "rgb24", "rgb24", True, bits, vf.is_rgb)
     if name in VIA_SWSCALE_DEEP:
         return FormatPlan(name, "yuv420p10le", "yuv420p10le", True, bits, vf.is_rgb)
+    if name in VIA_SWSCALE_RGB48:
+        return FormatPlan(name, RGB48, RGB48, name != RGB48, bits, vf.is_rgb)
     raise UnsupportedPixelFormatError(
         f"pixel format {name} ({bits}-bit) is not supported; supported: {', '.join(DIRECT)} directly, "
-        f"and through swscale {', '.join(VIA_SWSCALE_8BIT + VIA_SWSCALE_DEEP)}. Convert the video first, "
+        f"and through swscale {', '.join(VIA_SWSCALE_8BIT + VIA_SWSCALE_DEEP + VIA_SWSCALE_RGB48)}. Convert the video first, "
         f"e.g. ffmpeg -i in -pix_fmt yuv420p10le ...")
 
 
-_WITH_ALPHA = ("rgba", "bgra", "argb", "abgr", "yuva420p", "yuva444p", "yuva420p10le")
-_NOT_420 = ("yuv422p10le", "yuv444p10le", "yuv422p12le", "yuv444p12le", "yuv422p16le", "yuv444p16le",
-            "p210le")
+_WITH_ALPHA = ("rgba", "bgra", "argb", "abgr", "yuva420p", "yuva444p", "yuva420p10le", "yuva422p10le",
+               "yuva444p10le", "yuva444p12le", "gbrap10le", "gbrap12le", "gbrap16le", "rgba64le", "bgra64le")
 
 
 def describe_conversion(plan: FormatPlan) -> Optional[str]:
     """A note for the user when the input loses something on the way to the network, else None."""
     lost = []
-    if plan.bits > 10:
+    if plan.bits > 10 and plan.work == "yuv420p10le":
         lost.append(f"{plan.bits}-bit samples are processed at 10 bits")
-    if plan.source in _NOT_420:
-        lost.append("chroma is averaged to 4:2:0")
     if plan.source in _WITH_ALPHA:
         lost.append("the alpha channel is not restored")
     if not plan.swscale and not lost:

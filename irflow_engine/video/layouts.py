@@ -13,6 +13,7 @@ from typing import Tuple
 import torch
 
 from .. import pixfmt
+from .formats import AV_TO_PIXFMT, RGB48
 
 
 @dataclass(frozen=True)
@@ -80,3 +81,50 @@ class RGB8Layout:
     def from_tensor(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         out.copy_(x.clamp(0.0, 1.0).mul_(255.0).round_().to(torch.uint8).permute(0, 2, 3, 1))
         return out
+
+
+@dataclass(frozen=True)
+class RGB48Layout:
+    """rgb48le frames (N×H×W×3 16-bit codes, R G B per pixel, full range: value = code / 65535),
+    what swscale makes of deep 4:2:2, 4:4:4 and RGB video so that no chroma is averaged away.
+
+    Stored as int16, the same bytes (int16 works on every device; uint16 tensors support few
+    operations), and converted with torch operations wherever the batch lies. Codes round to
+    nearest; NaN becomes 0.
+    """
+
+    height: int
+    width: int
+    fmt: str = RGB48
+
+    @property
+    def frame_shape(self) -> Tuple[int, ...]:
+        return (self.height, self.width, 3)
+
+    @property
+    def frame_bytes(self) -> int:
+        return self.height * self.width * 3 * 2
+
+    def empty(self, n: int, device="cpu", pin: bool = False) -> torch.Tensor:
+        t = torch.empty((n,) + self.frame_shape, dtype=torch.int16, device=device)
+        return t.pin_memory() if pin else t
+
+    def converts_on(self, device: torch.device) -> bool:
+        return True
+
+    def to_tensor(self, raw: torch.Tensor) -> torch.Tensor:
+        codes = raw.permute(0, 3, 1, 2).to(torch.int32).bitwise_and_(0xFFFF)
+        return codes.to(torch.float32).div_(65535.0).contiguous()
+
+    def from_tensor(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        codes = torch.nan_to_num(x.float(), nan=0.0).clamp_(0.0, 1.0).mul_(65535.0).round_().to(torch.int32)
+        codes = torch.where(codes >= 32768, codes - 65536, codes)   # the int16 with the same 16 bits
+        out.copy_(codes.to(torch.int16).permute(0, 2, 3, 1))
+        return out
+
+
+def layout_for(av_fmt: str, height: int, width: int, matrix: str = "bt709", range: str = "limited"):
+    """The layout of frames in PyAV format `av_fmt`: rgb48le, else one `pixfmt` converts."""
+    if av_fmt == RGB48:
+        return RGB48Layout(height, width)
+    return PixfmtLayout(AV_TO_PIXFMT[av_fmt], height, width, matrix, range)

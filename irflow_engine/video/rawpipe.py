@@ -22,7 +22,8 @@ import torch
 from .. import pixfmt
 from ..tiling import DEFAULT_OVERLAP
 from .errors import UnsupportedPixelFormatError, VideoError
-from .layouts import PixfmtLayout
+from .formats import RGB48
+from .layouts import PixfmtLayout, RGB48Layout
 from .pipeline import StageClock, StopFlag, run_ordered
 from .report import Progress, VideoReport
 from .transfer import make_io
@@ -57,11 +58,14 @@ def parse_size(text: str) -> Tuple[int, int]:
     return w, h
 
 
-def raw_layout(width: int, height: int, pix_fmt: str, matrix: str = "bt709", range: str = "limited") -> PixfmtLayout:
-    """The layout of raw frames, with the format and colour names checked."""
+def raw_layout(width: int, height: int, pix_fmt: str, matrix: str = "bt709", range: str = "limited"):
+    """The layout of raw frames, with the format and colour names checked: `pixfmt`'s formats, or
+    rgb48le (16-bit R'G'B', `RGB48Layout`)."""
+    if pix_fmt == RGB48:
+        return RGB48Layout(height, width)
     fmt = {"p010le": "p010"}.get(pix_fmt, pix_fmt)
     if fmt not in pixfmt.FORMATS:
-        raise UnsupportedPixelFormatError(f"raw pipes take {', '.join(pixfmt.FORMATS)}, not {pix_fmt!r}")
+        raise UnsupportedPixelFormatError(f"raw pipes take {', '.join(pixfmt.FORMATS)} or {RGB48}, not {pix_fmt!r}")
     if pixfmt.FORMATS[fmt].yuv and (width % 2 or height % 2):
         raise VideoError(f"{fmt} frames need an even width and height, got {width}x{height}")
     if matrix not in pixfmt.MATRICES or range not in pixfmt.RANGES:
@@ -81,7 +85,7 @@ def _read_into(reader: BinaryIO, view: memoryview) -> int:
     return got
 
 
-def _frames(reader: BinaryIO, layout: PixfmtLayout, batch: int, alloc, clock: StageClock,
+def _frames(reader: BinaryIO, layout, batch: int, alloc, clock: StageClock,
             report: RawPipeReport) -> Iterator[Tuple[torch.Tensor, int]]:
     size = layout.frame_bytes
     while True:
@@ -103,7 +107,7 @@ def _frames(reader: BinaryIO, layout: PixfmtLayout, batch: int, alloc, clock: St
             return
 
 
-def run_raw_pipe(engine, reader: BinaryIO, writer: BinaryIO, layout: PixfmtLayout, *, batch: Optional[int] = None,
+def run_raw_pipe(engine, reader: BinaryIO, writer: BinaryIO, layout, *, batch: Optional[int] = None,
                  queue_depth: int = 2, tile: Optional[int] = None, tile_overlap: int = DEFAULT_OVERLAP,
                  progress: bool = True) -> RawPipeReport:
     """Restore raw frames from `reader` to `writer` until the input ends or the output closes."""
