@@ -241,6 +241,34 @@ def test_deep_422_444_and_rgb_video_keep_their_chroma(pix_fmt, worst, mean, tmp_
         assert np.abs(codes_in[1][0::2] - codes_in[1][1::2]).mean() > 40
 
 
+@pytest.mark.parametrize("suffix", [".mov", ".mkv"])
+def test_start_timecode_is_kept(suffix, tmp_path, tiny_checkpoint, caplog):
+    """A camera file's start timecode (MOV: the video's tag and a tmcd data track) survives: the
+    output's video stream carries it (MOV/MP4 write a new tmcd track from it), and the timecode
+    track is not reported as a lost stream."""
+    import logging
+
+    src = tmp_path / "cam.mov"
+    with av.open(str(src), "w") as c:
+        s = c.add_stream("mpeg4", rate=25)
+        s.width, s.height, s.pix_fmt = 32, 24, "yuv420p"
+        s.metadata["timecode"] = "01:02:03:04"
+        for i in range(3):
+            f = av.VideoFrame.from_ndarray(np.full((24, 32, 3), 60 * i + 40, np.uint8), format="rgb24")
+            f.pts = i
+            c.mux(s.encode(f))
+        c.mux(s.encode(None))
+    with av.open(str(src)) as c:
+        assert [x.type for x in c.streams] == ["video", "data"]            # the tmcd track
+    out = tmp_path / f"out{suffix}"
+    with caplog.at_level(logging.WARNING):
+        Engine.from_checkpoint(tiny_checkpoint, steps=1).restore_video(src, out, progress=False)
+    assert "not kept" not in caplog.text
+    with av.open(str(out)) as c:
+        tags = {k.lower(): v for k, v in c.streams.video[0].metadata.items()}
+        assert tags.get("timecode") == "01:02:03:04"
+
+
 def test_unsupported_pixel_format_is_refused(tmp_path, tiny_checkpoint):
     src = tmp_path / "gray16.mkv"
     with av.open(str(src), "w") as c:

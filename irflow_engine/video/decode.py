@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator, List, Optional
+from typing import Callable, Dict, Iterator, List, Optional
 
 import torch
 
@@ -27,6 +27,29 @@ from .pipeline import StageClock
 log = logging.getLogger(__name__)
 
 COPIED_TYPES = ("audio", "subtitle")
+# Video stream tags that describe the old encode (the muxer writes its own) and are not carried over:
+# Matroska's statistics (BPS, DURATION, NUMBER_OF_FRAMES, ... with a language suffix), the encoder,
+# and old FFmpeg's "rotate" (the display rotation is written as side data instead).
+STALE_TAGS = ("encoder", "duration", "bps", "number_of_frames", "number_of_bytes", "vendor_id", "_statistics",
+              "rotate")
+
+
+def kept_tags(stream, container) -> Dict[str, str]:
+    """The video stream's tags worth keeping (language, title, creation time, start timecode, ...);
+    a timecode that only a QuickTime timecode (tmcd) data track holds is taken from that track, so
+    that the muxer writes a new one."""
+    tags = {k: v for k, v in stream.metadata.items() if not k.lower().split("-")[0].startswith(STALE_TAGS)}
+    if "timecode" not in tags:
+        for other in container.streams:
+            if other.type == "data" and other.metadata.get("timecode"):
+                tags["timecode"] = other.metadata["timecode"]
+                break
+    return tags
+
+
+def is_timecode_track(stream) -> bool:
+    """A data stream that only carries a start timecode (rewritten from the video's tag)."""
+    return stream.type == "data" and bool(stream.metadata.get("timecode"))
 
 
 @dataclass(frozen=True)
@@ -46,6 +69,7 @@ class VideoInfo:
     plan: FormatPlan
     colour: Colour
     rotation: float = 0.0        # display rotation, degrees counter-clockwise (phone videos: 90, 270)
+    tags: Dict[str, str] = field(default_factory=dict, compare=False)   # the video stream's, see kept_tags
 
     @property
     def layout(self):
@@ -111,7 +135,8 @@ class VideoSource:
             raise
         self.copied = [s for s in self.container.streams if s.type in COPIED_TYPES]
         skipped = [f"#{s.index} ({s.type})" for s in self.container.streams
-                   if s is not self.stream and s.type not in COPIED_TYPES and s.type != "video"]
+                   if s is not self.stream and s.type not in COPIED_TYPES and s.type != "video"
+                   and not is_timecode_track(s)]
         extra_video = [f"#{s.index}" for s in self.container.streams.video if s is not self.stream]
         if skipped or extra_video:
             log.warning("%s: only the first video stream is restored and audio/subtitle streams copied; "
@@ -141,7 +166,8 @@ class VideoSource:
             frames = int(round(duration * rate))
         info = VideoInfo(self.path, cc.width, cc.height, cc.name, Fraction(rate) if rate else None,
                          Fraction(stream.time_base), frames, exact, duration, int(cc.bit_rate or stream.bit_rate or 0),
-                         plan, colour_of(cc, cc.height, plan), probe_rotation(self.path))
+                         plan, colour_of(cc, cc.height, plan), probe_rotation(self.path),
+                         kept_tags(stream, self.container))
         return info, stream
 
     def batches(self, size: int, alloc: Callable[[int], torch.Tensor], clock: StageClock) -> Iterator[DecodedBatch]:

@@ -147,6 +147,8 @@ class VideoSink:
         for k, v in dict(self.tags, color_primaries=colour.color_primaries, color_trc=colour.color_trc).items():
             setattr(cc, k, v)
         self.layout = layout_for(self.work_av, info.height, info.width, colour.matrix, colour.range)
+        for k, v in info.tags.items():   # language, title, timecode (MOV/MP4 write a tmcd track from it), ...
+            stream.metadata[k] = v
         if info.rotation:
             # Frames are restored as stored; the display matrix tells players to turn them.
             if hasattr(stream, "set_display_rotation"):  # PyAV >= 18

@@ -77,8 +77,9 @@ def check_paths(src, dst, overwrite: bool) -> Tuple[Path, Path]:
 def restore_video(engine, src, dst, **options) -> VideoReport:
     """Restore the video file `src` into `dst` (its suffix picks the container); returns a report.
 
-    Keeps frame count, timestamps, rate, resolution, colour tags, bit depth and display rotation;
-    copies audio and subtitle streams unchanged. Options: `VideoOptions`.
+    Keeps frame count, timestamps, rate, resolution, colour tags, bit depth, chroma resolution, the
+    video stream's tags (start timecode included) and display rotation; copies audio and subtitle
+    streams unchanged. Options: `VideoOptions`.
     """
     opts = VideoOptions.from_kwargs(options)
     src, dst = check_paths(src, dst, opts.overwrite)
