@@ -207,8 +207,8 @@ def _restore_image_file(engine, src: Path, dst: Path, args, progress=None) -> Tu
     from .images import load_image, write_image
 
     image = load_image(src)
-    restored = engine.restore(image.rgb, tile=args.tile, tile_overlap=args.tile_overlap, progress=progress)
-    write_image(dst, restored, image.alpha, icc_profile=image.icc_profile)
+    restored = engine.restore(image.pixels, tile=args.tile, tile_overlap=args.tile_overlap, progress=progress)
+    write_image(dst, *image.restored(restored), icc_profile=image.icc_profile)   # 16-bit in, 16-bit out
     return image.rgb.shape[:2]
 
 

@@ -1,9 +1,10 @@
-"""Image files <-> numpy uint8 H×W×3 (Pillow), with atomic writes.
+"""Image files <-> numpy uint8 H×W×3 (Pillow; 16-bit PNG/TIFF also as uint16), with atomic writes.
 
 Reading applies the EXIF orientation (a phone's portrait JPEG comes out upright, as viewers show
 it) and keeps an RGB ICC profile, which writing embeds again (PNG, JPEG, TIFF, WebP), so a
 restored Display P3 or Adobe RGB photograph keeps its colours in colour-managed viewers. The model
-works on the stored 8-bit values, whatever their colour space.
+works on the stored values, whatever their colour space: 8-bit ones, or the 16-bit samples of a
+16-bit PNG/TIFF (which Pillow would read as 8-bit; `images16` decodes and writes those).
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
+from . import images16
 from .atomic import atomic_path
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 ICC_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")   # formats Pillow embeds a profile in
+SIXTEEN_BIT_SUFFIXES = (".png", ".tif", ".tiff")                       # 16-bit output (images16)
 
 
 class ImageFileError(ValueError):
@@ -35,11 +38,35 @@ def list_images(folder: Path) -> List[Path]:
 
 @dataclass
 class ImageFile:
-    """What `load_image` reads: upright RGB pixels, the alpha channel, the RGB ICC profile."""
+    """What `load_image` reads: upright RGB pixels, the alpha channel, the RGB ICC profile, and for
+    16-bit PNG/TIFF files the 16-bit samples too."""
 
-    rgb: np.ndarray                      # uint8 H×W×3
-    alpha: Optional[np.ndarray] = None   # uint8 H×W, or None
-    icc_profile: Optional[bytes] = None  # an ICC profile of an RGB colour space, or None
+    rgb: np.ndarray                        # uint8 H×W×3 (a 16-bit file's, rounded)
+    alpha: Optional[np.ndarray] = None     # uint8 H×W, or None
+    icc_profile: Optional[bytes] = None    # an ICC profile of an RGB colour space, or None
+    rgb16: Optional[np.ndarray] = None     # uint16 H×W×3 of a 16-bit PNG/TIFF, else None
+    alpha16: Optional[np.ndarray] = None   # its uint16 H×W alpha, or None
+
+    @property
+    def pixels(self) -> np.ndarray:
+        """What to restore: float32 in [0, 1] for a 16-bit file (no bits lost), else the uint8 RGB."""
+        return self.rgb if self.rgb16 is None else self.rgb16.astype(np.float32) / np.float32(65535.0)
+
+    def restored(self, rgb) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+        """`rgb` restored from `pixels`, as the (RGB, alpha) to write: 16-bit for a 16-bit file."""
+        if self.rgb16 is None:
+            return rgb, self.alpha
+        return to_uint16(rgb), self.alpha16
+
+
+def to_uint16(x: np.ndarray) -> np.ndarray:
+    """Float in [0, 1] -> uint16 codes (rounded, clamped)."""
+    return np.round(np.clip(x, 0.0, 1.0) * 65535.0).astype(np.uint16)
+
+
+def to_uint8(codes16: np.ndarray) -> np.ndarray:
+    """uint16 codes -> uint8 (rounded: 257 · k maps to k)."""
+    return ((codes16.astype(np.uint32) + 128) // 257).astype(np.uint8)
 
 
 def rgb_icc_profile(profile: Optional[bytes]) -> Optional[bytes]:
@@ -53,7 +80,8 @@ def rgb_icc_profile(profile: Optional[bytes]) -> Optional[bytes]:
 def load_image(path) -> ImageFile:
     """Read an image file: RGB pixels (upright by its EXIF orientation), alpha, RGB ICC profile.
 
-    Grey and palette images are expanded to RGB; 16-bit images are scaled to 8 bits.
+    Grey and palette images are expanded to RGB. 16-bit PNG and TIFF files also give their 16-bit
+    samples (`rgb16`, `alpha16`; `irflow_engine.images16`); other 16-bit images are scaled to 8 bits.
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -61,6 +89,8 @@ def load_image(path) -> ImageFile:
         with Image.open(path) as im:
             im.load()
             icc = rgb_icc_profile(im.info.get("icc_profile"))
+            if images16.is_16bit(path, im):
+                return _load_16bit(path, im, icc)
             try:
                 im = ImageOps.exif_transpose(im)
             except Exception:   # unreadable EXIF: the pixels as stored, rather than no image at all
@@ -84,6 +114,21 @@ def load_image(path) -> ImageFile:
         raise ImageFileError(f"{path}: cannot read image ({e})") from None
 
 
+def _load_16bit(path, im, icc: Optional[bytes]) -> ImageFile:
+    """A 16-bit PNG/TIFF decoded by FFmpeg, turned upright by the EXIF orientation Pillow read."""
+    rgb16, alpha16 = images16.decode(path)
+    if rgb16.shape[:2] != (im.height, im.width):
+        raise ValueError(f"FFmpeg decoded {rgb16.shape[1]}x{rgb16.shape[0]} pixels, the header says "
+                         f"{im.width}x{im.height}")
+    try:
+        orientation = im.getexif().get(274, 1)
+    except Exception:   # unreadable EXIF: the pixels as stored
+        orientation = 1
+    rgb16 = images16.orient(rgb16, orientation)
+    alpha16 = None if alpha16 is None else images16.orient(alpha16, orientation)
+    return ImageFile(to_uint8(rgb16), None if alpha16 is None else to_uint8(alpha16), icc, rgb16, alpha16)
+
+
 def read_image(path) -> Tuple[np.ndarray, Optional[np.ndarray]]:
     """Read an image as uint8 H×W×3 RGB (upright), plus its alpha channel (H×W uint8) if it has one."""
     image = load_image(path)
@@ -92,14 +137,23 @@ def read_image(path) -> Tuple[np.ndarray, Optional[np.ndarray]]:
 
 def write_image(path, rgb: np.ndarray, alpha: Optional[np.ndarray] = None, quality: int = 95,
                 icc_profile: Optional[bytes] = None) -> None:
-    """Write uint8 H×W×3 (plus optional alpha and ICC profile) to `path`, atomically (temp file,
-    then rename). BMP stores neither alpha nor a profile."""
+    """Write uint8 (or uint16) H×W×3, plus optional alpha and ICC profile, to `path`, atomically
+    (temp file, then rename). uint16 pixels make a 16-bit PNG or TIFF (other formats get them
+    rounded to 8 bits; a 16-bit TIFF is written without the profile). BMP stores neither alpha nor
+    a profile."""
     from PIL import Image
 
     path = Path(path)
     if not is_image_path(path):
         raise ImageFileError(f"{path}: unsupported output format {path.suffix!r} "
                              f"(use one of {', '.join(IMAGE_SUFFIXES)})")
+    if rgb.dtype == np.uint16:
+        if path.suffix.lower() in SIXTEEN_BIT_SUFFIXES:
+            data = images16.encode(path, rgb, alpha, icc_profile)
+            with atomic_path(path, suffix=path.suffix) as tmp:
+                Path(tmp).write_bytes(data)
+            return
+        rgb, alpha = to_uint8(rgb), None if alpha is None else to_uint8(alpha)
     im = Image.fromarray(rgb, "RGB")
     if alpha is not None and path.suffix.lower() in (".png", ".tif", ".tiff", ".webp"):
         im.putalpha(Image.fromarray(alpha, "L"))

@@ -8,7 +8,7 @@ import pytest
 
 from irflow_engine import Engine
 from irflow_engine.batch import BatchJob, plan_work, restore_batch
-from irflow_engine.images import load_image, read_image, write_image
+from irflow_engine.images import load_image, read_image, to_uint16, write_image
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'irflow-engine[ray]')")
 
@@ -28,7 +28,8 @@ def _profile() -> bytes:
 
 @pytest.fixture(scope="module")
 def photo_folder(tmp_path_factory):
-    """Four crops of real photographs (two share a size, so they are restored together) and a bad file."""
+    """Five crops of real photographs (two share a size, so they are restored together; one is a
+    16-bit PNG with alpha) and a bad file."""
     import skimage.data
 
     folder = tmp_path_factory.mktemp("photos")
@@ -37,6 +38,8 @@ def photo_folder(tmp_path_factory):
     write_image(folder / "b.png", astronaut[300:340, 200:248])
     write_image(folder / "c.png", coffee[50:83, 100:151], icc_profile=_profile())   # odd size, ICC profile
     write_image(folder / "d.jpg", coffee[200:248, 300:340])
+    deep = coffee[120:150, 200:236].astype(np.uint16) * 257 + np.random.default_rng(0).integers(0, 257, (30, 36, 3))
+    write_image(folder / "e.png", deep.astype(np.uint16), np.full((30, 36), 40000, np.uint16))   # 16-bit, alpha
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n but not really")
     return folder
 
@@ -50,7 +53,7 @@ def test_images_equal_engine_retry_skip_and_manifest(tmp_path, local_ray, photo_
     summary = restore_batch(job, [str(photo_folder)], progress=False)
 
     assert not marker.exists(), "the injected failure never ran"
-    assert (summary.done, summary.failed, summary.skipped) == (4, 1, 0)
+    assert (summary.done, summary.failed, summary.skipped) == (5, 1, 0)
     engine = Engine.from_checkpoint(tiny_checkpoint, steps=2)
     for name in ("a.png", "b.png", "c.png", "d.jpg"):
         src, _ = read_image(photo_folder / name)
@@ -65,6 +68,10 @@ def test_images_equal_engine_retry_skip_and_manifest(tmp_path, local_ray, photo_
         # move a float across a rounding boundary: at most 1 code, rarely.
         diff = np.abs(got.astype(int) - expected.astype(int))
         assert diff.max() <= 1 and (diff > 0).mean() < 0.01, (name, diff.max(), (diff > 0).mean())
+    deep, restored = load_image(photo_folder / "e.png"), load_image(out / "e.png")   # 16-bit in, 16-bit out
+    expected = to_uint16(engine.restore(deep.rgb16.astype(np.float32) / np.float32(65535.0)))
+    assert restored.rgb16 is not None and np.abs(restored.rgb16.astype(int) - expected).max() <= 2
+    np.testing.assert_array_equal(restored.alpha16, deep.alpha16)
     assert not (out / "broken.png").exists()
     profile = load_image(photo_folder / "c.png").icc_profile
     assert profile and load_image(out / "c.png").icc_profile == profile, "the colour profile was lost on the way"
@@ -72,8 +79,8 @@ def test_images_equal_engine_retry_skip_and_manifest(tmp_path, local_ray, photo_
 
     manifest = json.loads((out / "manifest.json").read_text())
     records = manifest["inputs"]
-    assert set(records) == {str(photo_folder / n) for n in ("a.png", "b.png", "c.png", "d.jpg", "broken.png")}
-    assert manifest["counts"] == {"pending": 0, "done": 4, "skipped": 0, "failed": 1}
+    assert set(records) == {str(photo_folder / n) for n in ("a.png", "b.png", "c.png", "d.jpg", "e.png", "broken.png")}
+    assert manifest["counts"] == {"pending": 0, "done": 5, "skipped": 0, "failed": 1}
     bad = records[str(photo_folder / "broken.png")]
     assert bad["status"] == "failed" and "broken.png" in bad["error"]
     for name in ("a.png", "c.png"):
@@ -85,7 +92,7 @@ def test_images_equal_engine_retry_skip_and_manifest(tmp_path, local_ray, photo_
     mtimes = {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name != "manifest.json"}
     again = restore_batch(BatchJob(out_dir=str(out), model=str(tiny_checkpoint), steps=2, workers=1),
                           [str(photo_folder)], progress=False)
-    assert (again.done, again.failed, again.skipped) == (0, 1, 4)
+    assert (again.done, again.failed, again.skipped) == (0, 1, 5)
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name != "manifest.json"} == mtimes
 
 

@@ -101,13 +101,19 @@ def read_row(row: Dict) -> Dict:
     from ..images import load_image
 
     t0 = time.perf_counter()
+    # 16-bit PNG/TIFF samples get columns of their own: a tensor column holds one dtype.
     row = dict(row, image=np.zeros((0, 0, 3), np.uint8), alpha=np.zeros((0, 0), np.uint8),
+               image16=np.zeros((0, 0, 3), np.uint16), alpha16=np.zeros((0, 0), np.uint16),
                icc=np.zeros(0, np.uint8), error="")
     try:
         image = load_image(row["src"])
         row["image"] = image.rgb
         if image.alpha is not None:
             row["alpha"] = image.alpha
+        if image.rgb16 is not None:
+            row["image16"] = image.rgb16
+            if image.alpha16 is not None:
+                row["alpha16"] = image.alpha16
         if image.icc_profile:   # as uint8, like alpha: a bytes column may lose trailing zero bytes
             row["icc"] = np.frombuffer(image.icc_profile, np.uint8).copy()
     except INPUT_ERRORS as e:
@@ -126,27 +132,36 @@ class EngineActor:
     def __call__(self, batch: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
         if claim_marker(self.job.fail_once):
             raise RuntimeError(f"injected failure (fail_once marker {self.job.fail_once})")
-        images = list(batch["image"])
+        from ..images import to_uint16
+
+        images, images16 = list(batch["image"]), list(batch["image16"])
         errors = [str(e) for e in batch["error"]]
         seconds = [float(s) for s in batch["seconds"]]
-        groups: Dict[tuple, List[int]] = {}
+        groups: Dict[tuple, List[int]] = {}   # (shape, 16-bit) -> rows restored in one call
         for i, (img, err) in enumerate(zip(images, errors)):
             if not err:
-                groups.setdefault(img.shape, []).append(i)
-        for shape, idx in groups.items():
+                groups.setdefault((img.shape, images16[i].size > 0), []).append(i)
+        for (_, deep), idx in groups.items():
             t0 = time.perf_counter()
             try:
-                restored = self.engine.restore(np.stack([images[i] for i in idx]))
+                if deep:   # 16-bit samples, restored in float: no bits lost
+                    x = np.stack([images16[i] for i in idx]).astype(np.float32) / np.float32(65535.0)
+                    restored = to_uint16(self.engine.restore(x))
+                else:
+                    restored = self.engine.restore(np.stack([images[i] for i in idx]))
             except INPUT_ERRORS as e:
                 for i in idx:
                     errors[i] = str(e)
                 continue
             share = (time.perf_counter() - t0) / len(idx)
             for k, i in enumerate(idx):
-                images[i] = restored[k]
+                if deep:
+                    images16[i] = restored[k]
+                else:
+                    images[i] = restored[k]
                 seconds[i] += share
         out = dict(batch)
-        out["image"] = _object_array(images)
+        out["image"], out["image16"] = _object_array(images), _object_array(images16)
         out["error"] = np.array(errors, dtype=object)
         out["seconds"] = np.array(seconds)
         return out
@@ -166,9 +181,10 @@ def write_row(row: Dict) -> Dict:
     error = str(row["error"])
     if not error:
         try:
-            alpha = row["alpha"] if row["alpha"].size else None
+            deep = row["image16"].size > 0   # a 16-bit file: written 16-bit (PNG/TIFF)
+            rgb, alpha = (row["image16"], row["alpha16"]) if deep else (row["image"], row["alpha"])
             icc = np.asarray(row["icc"], np.uint8).tobytes() or None
-            write_image(row["dst"], np.ascontiguousarray(row["image"]), alpha, icc_profile=icc)
+            write_image(row["dst"], np.ascontiguousarray(rgb), alpha if alpha.size else None, icc_profile=icc)
         except INPUT_ERRORS as e:
             error = str(e)
     return {"src": row["src"], "dst": row["dst"], "error": error,

@@ -1,0 +1,117 @@
+"""16-bit PNG and TIFF (irflow_engine/images16.py): read and written with all 16 bits, where
+Pillow alone would keep 8; `irflow restore` keeps 16-bit files 16-bit."""
+
+import numpy as np
+import pytest
+
+from irflow_engine import Engine, images16
+from irflow_engine.cli import main
+from irflow_engine.images import load_image, to_uint8, to_uint16, write_image
+
+
+def _srgb_profile() -> bytes:
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def _codes(seed, shape):
+    return np.random.default_rng(seed).integers(0, 65536, shape, dtype=np.uint16)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+@pytest.mark.parametrize("with_alpha", [False, True])
+def test_round_trip_is_exact(tmp_path, suffix, with_alpha):
+    rgb, alpha = _codes(1, (9, 13, 3)), (_codes(2, (9, 13)) if with_alpha else None)
+    rgb[0, 0] = (0, 255, 65535)   # a low byte alone, and both extremes
+    path = tmp_path / f"deep{suffix}"
+    write_image(path, rgb, alpha)
+    assert images16.is_16bit(path, _pillow(path))
+    image = load_image(path)
+    np.testing.assert_array_equal(image.rgb16, rgb)
+    np.testing.assert_array_equal(image.rgb, to_uint8(rgb))       # the 8-bit view, rounded
+    if with_alpha:
+        np.testing.assert_array_equal(image.alpha16, alpha)
+        np.testing.assert_array_equal(image.alpha, to_uint8(alpha))
+    else:
+        assert image.alpha16 is None and image.alpha is None
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]   # no temporary file left
+
+
+def _pillow(path):
+    from PIL import Image
+
+    im = Image.open(path)
+    im.load()
+    return im
+
+
+def test_pillow_alone_would_lose_the_low_byte(tmp_path):
+    """Why images16 exists: Pillow opens a 16-bit RGB PNG as 8-bit."""
+    rgb = _codes(3, (4, 5, 3))
+    write_image(tmp_path / "d.png", rgb)
+    im = _pillow(tmp_path / "d.png")
+    assert im.mode == "RGB" and np.asarray(im).dtype == np.uint8
+    assert not images16.is_16bit(_write8(tmp_path / "e.png"), None)
+
+
+def _write8(path):
+    write_image(path, np.random.default_rng(4).integers(0, 256, (4, 5, 3), dtype=np.uint8))
+    return path
+
+
+def test_png_keeps_its_icc_profile(tmp_path):
+    profile = _srgb_profile()
+    rgb = _codes(5, (6, 7, 3))
+    write_image(tmp_path / "p.png", rgb, icc_profile=profile)
+    image = load_image(tmp_path / "p.png")
+    assert image.icc_profile == profile
+    np.testing.assert_array_equal(image.rgb16, rgb)
+
+
+def test_uint8_conversions_closed_form():
+    codes = np.array([0, 128, 129, 257, 385, 386, 65535], np.uint16)
+    np.testing.assert_array_equal(to_uint8(codes), [0, 0, 1, 1, 1, 2, 255])   # round(c / 257)
+    x = np.array([-0.1, 0.0, 0.5, 1.0, 1.5, np.float32(1) / 65535 * 0.49], np.float32)
+    np.testing.assert_array_equal(to_uint16(x), [0, 0, 32768, 65535, 65535, 0])
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_orient_equals_pillow_exif_transpose(orientation):
+    from PIL import Image, ImageOps
+
+    stored = np.random.default_rng(orientation).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    im = Image.fromarray(stored)
+    im.getexif()[0x0112] = orientation
+    expected = np.asarray(ImageOps.exif_transpose(im))
+    np.testing.assert_array_equal(images16.orient(stored, orientation), expected)
+
+
+def test_a_corrupt_16bit_png_names_the_file(tmp_path):
+    from irflow_engine.images import ImageFileError
+
+    rgb = _codes(6, (8, 8, 3))
+    write_image(tmp_path / "c.png", rgb)
+    data = (tmp_path / "c.png").read_bytes()
+    (tmp_path / "c.png").write_bytes(data[: len(data) // 2])   # cut inside the pixel data
+    with pytest.raises(ImageFileError, match="c.png"):
+        load_image(tmp_path / "c.png")
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_cli_restores_16bit_files_at_16_bits(tmp_path, tiny_checkpoint, suffix):
+    """16-bit in, 16-bit out, equal to the engine on the float samples (not on an 8-bit rounding);
+    the alpha channel is kept with its 16 bits."""
+    rgb, alpha = _codes(7, (19, 23, 3)), _codes(8, (19, 23))
+    src, dst = tmp_path / f"in{suffix}", tmp_path / f"out{suffix}"
+    write_image(src, rgb, alpha)
+    assert main(["restore", str(src), "-o", str(dst), "--model", str(tiny_checkpoint), "--steps", "2",
+                 "--backend", "eager"]) == 0
+    out = load_image(dst)
+    assert out.rgb16 is not None
+    engine = Engine.from_checkpoint(tiny_checkpoint, steps=2)
+    expected = to_uint16(engine.restore(rgb.astype(np.float32) / np.float32(65535.0)))
+    assert np.abs(out.rgb16.astype(int) - expected).max() <= 1
+    np.testing.assert_array_equal(out.alpha16, alpha)
+    from_8bit = to_uint16(engine.restore(to_uint8(rgb)).astype(np.float32) / 255)
+    assert np.abs(out.rgb16.astype(int) - from_8bit).mean() > 10   # the low bits mattered
