@@ -1,7 +1,8 @@
 """User frames <-> the backends' N×3×H×W float32 tensors: validation and conversion.
 
 Accepted inputs (returned in the same kind: type, dtype, rank, device):
-- numpy uint8 H×W×3 or N×H×W×3 (0–255); numpy float16/32/64 of those shapes (0–1);
+- numpy uint8 H×W×3 or N×H×W×3 (0–255), uint16 (0–65535: 16-bit images); numpy float16/32/64 of
+  those shapes (0–1);
 - torch float (fp16/bf16/fp32/fp64) 3×H×W or N×3×H×W, values in [0, 1]; torch uint8 of those
   shapes (0–255); on any device.
 """
@@ -42,11 +43,11 @@ def to_batch(x: Frame, channels: int = 3) -> Tuple[torch.Tensor, FrameKind]:
 
 def from_batch(y: torch.Tensor, kind: FrameKind, clamp: bool = True) -> Frame:
     """Inverse of `to_batch` for an N×C×H×W float32 result."""
-    integer = kind.dtype in (np.uint8, torch.uint8)
-    if clamp or integer:
+    peak = {np.uint8: 255.0, torch.uint8: 255.0, np.uint16: 65535.0}.get(kind.dtype)
+    if clamp or peak:
         y = y.clamp(0.0, 1.0)
-    if integer:
-        y = (y * 255.0).round()
+    if peak:
+        y = (y * peak).round()
     if kind.is_numpy:
         out = y.permute(0, 2, 3, 1).to("cpu", torch.float32).numpy().astype(kind.dtype)
         return out if kind.batched else out[0]
@@ -68,14 +69,14 @@ def _check_dims(shape, layout: str, channels: int, channel_axis: int, what: str)
 def _numpy_to_batch(x: np.ndarray, channels: int):
     _check_dims(x.shape, "NHWC", channels, -1, "a numpy image")
     batched = x.ndim == 4
-    if x.dtype == np.uint8:
-        t = torch.from_numpy(x.astype(np.float32)).div_(255.0)
+    if x.dtype in (np.uint8, np.uint16):
+        t = torch.from_numpy(x.astype(np.float32)).div_(255.0 if x.dtype == np.uint8 else 65535.0)
     elif x.dtype in (np.float16, np.float32, np.float64):
         if not np.isfinite(x).all():
             raise InputError("input contains NaN or Inf values")
         t = torch.from_numpy(np.array(x, dtype=np.float32))  # a copy: the caller's array stays theirs
     else:
-        raise InputError(f"numpy images must be uint8 (0–255) or float (0–1), got dtype {x.dtype}")
+        raise InputError(f"numpy images must be uint8 (0–255), uint16 (0–65535) or float (0–1), got dtype {x.dtype}")
     t = t if batched else t[None]
     return t.permute(0, 3, 1, 2).contiguous(), FrameKind(True, batched, x.dtype.type, torch.device("cpu"))
 

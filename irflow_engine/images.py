@@ -49,19 +49,13 @@ class ImageFile:
 
     @property
     def pixels(self) -> np.ndarray:
-        """What to restore: float32 in [0, 1] for a 16-bit file (no bits lost), else the uint8 RGB."""
-        return self.rgb if self.rgb16 is None else self.rgb16.astype(np.float32) / np.float32(65535.0)
+        """What to restore (`Engine.restore` takes both): the uint16 RGB of a 16-bit file, else the uint8."""
+        return self.rgb if self.rgb16 is None else self.rgb16
 
-    def restored(self, rgb) -> Tuple[np.ndarray, Optional[np.ndarray]]:
-        """`rgb` restored from `pixels`, as the (RGB, alpha) to write: 16-bit for a 16-bit file."""
-        if self.rgb16 is None:
-            return rgb, self.alpha
-        return to_uint16(rgb), self.alpha16
-
-
-def to_uint16(x: np.ndarray) -> np.ndarray:
-    """Float in [0, 1] -> uint16 codes (rounded, clamped)."""
-    return np.round(np.clip(x, 0.0, 1.0) * 65535.0).astype(np.uint16)
+    @property
+    def alpha_to_write(self) -> Optional[np.ndarray]:
+        """The alpha channel at the depth of `pixels`."""
+        return self.alpha if self.rgb16 is None else self.alpha16
 
 
 def to_uint8(codes16: np.ndarray) -> np.ndarray:

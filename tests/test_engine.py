@@ -57,6 +57,16 @@ def test_numpy_uint8_hwc(engine, golden_model):
     assert np.abs(out.astype(np.int32) - expected.astype(np.int32)).max() <= 1
 
 
+def test_numpy_uint16_hwc(engine, golden_model):
+    """16-bit images: codes / 65535 in, round(clamp(out) · 65535) back, as uint16."""
+    img = np.random.default_rng(1).integers(0, 65536, size=(2, 9, 11, 3), dtype=np.uint16)
+    out = engine.restore(img)
+    assert out.dtype == np.uint16 and out.shape == img.shape
+    x = torch.from_numpy(img.astype(np.float64) / 65535).permute(0, 3, 1, 2).float()
+    expected = (_reference(golden_model, x).clamp(0, 1) * 65535).round().permute(0, 2, 3, 1).numpy()
+    assert np.abs(out.astype(np.int64) - expected.astype(np.int64)).max() <= 1
+
+
 def test_numpy_batch_and_float(engine):
     rng = np.random.default_rng(1)
     batch = rng.integers(0, 256, size=(3, 9, 11, 3), dtype=np.uint8)

@@ -132,8 +132,6 @@ class EngineActor:
     def __call__(self, batch: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
         if claim_marker(self.job.fail_once):
             raise RuntimeError(f"injected failure (fail_once marker {self.job.fail_once})")
-        from ..images import to_uint16
-
         images, images16 = list(batch["image"]), list(batch["image16"])
         errors = [str(e) for e in batch["error"]]
         seconds = [float(s) for s in batch["seconds"]]
@@ -144,11 +142,7 @@ class EngineActor:
         for (_, deep), idx in groups.items():
             t0 = time.perf_counter()
             try:
-                if deep:   # 16-bit samples, restored in float: no bits lost
-                    x = np.stack([images16[i] for i in idx]).astype(np.float32) / np.float32(65535.0)
-                    restored = to_uint16(self.engine.restore(x))
-                else:
-                    restored = self.engine.restore(np.stack([images[i] for i in idx]))
+                restored = self.engine.restore(np.stack([(images16 if deep else images)[i] for i in idx]))
             except INPUT_ERRORS as e:
                 for i in idx:
                     errors[i] = str(e)
