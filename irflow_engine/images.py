@@ -9,6 +9,7 @@ works on the stored values, whatever their colour space: 8-bit ones, or the 16-b
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Tuple
@@ -21,6 +22,8 @@ from .atomic import atomic_path
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 ICC_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")   # formats Pillow embeds a profile in
 SIXTEEN_BIT_SUFFIXES = (".png", ".tif", ".tiff")                       # 16-bit output (images16)
+
+log = logging.getLogger(__name__)
 
 
 class ImageFileError(ValueError):
@@ -82,6 +85,11 @@ def load_image(path) -> ImageFile:
     try:
         with Image.open(path) as im:
             im.load()
+            if im.mode == "F":
+                raise ImageFileError(f"{path}: 32-bit floating-point samples are not supported (their scale is "
+                                     "not defined); convert the image to 8 or 16 bits per sample")
+            if getattr(im, "n_frames", 1) > 1:
+                log.warning("%s holds %d pages or frames; only the first is restored", path, im.n_frames)
             icc = rgb_icc_profile(im.info.get("icc_profile"))
             if images16.is_16bit(path, im):
                 return _load_16bit(path, im, icc)
@@ -104,6 +112,8 @@ def load_image(path) -> ImageFile:
             return ImageFile(np.ascontiguousarray(rgb), alpha, icc)
     except FileNotFoundError:
         raise ImageFileError(f"{path}: no such file") from None
+    except ImageFileError:
+        raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise ImageFileError(f"{path}: cannot read image ({e})") from None
 

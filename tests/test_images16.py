@@ -1,5 +1,6 @@
-"""16-bit PNG and TIFF (irflow_engine/images16.py): read and written with all 16 bits, where
-Pillow alone would keep 8; `irflow restore` keeps 16-bit files 16-bit."""
+"""Image files beyond 8-bit RGB. 16-bit PNG and TIFF (irflow_engine/images16.py): read and
+written with all 16 bits, where Pillow alone would keep 8; `irflow restore` keeps 16-bit files
+16-bit. Float TIFFs are refused, multi-page files named."""
 
 import numpy as np
 import pytest
@@ -113,3 +114,22 @@ def test_cli_restores_16bit_files_at_16_bits(tmp_path, tiny_checkpoint, suffix):
     np.testing.assert_array_equal(out.alpha16, alpha)
     from_8bit = engine.restore(to_uint8(rgb)).astype(np.float64) / 255
     assert np.abs(out.rgb16 / 65535 - from_8bit).mean() > 10 / 65535   # the low bits mattered
+
+
+def test_float_images_are_refused_and_extra_pages_named(tmp_path, caplog):
+    """A 32-bit float TIFF has no defined scale: a clear error, not a clipped black image. A
+    multi-page TIFF restores its first page and says so."""
+    import logging
+
+    from PIL import Image
+
+    from irflow_engine.images import ImageFileError
+
+    Image.fromarray(np.random.default_rng(11).random((6, 8)).astype(np.float32)).save(tmp_path / "f.tif")
+    with pytest.raises(ImageFileError, match=r"f\.tif: 32-bit floating-point samples are not supported"):
+        load_image(tmp_path / "f.tif")
+    pages = [Image.fromarray(np.full((6, 8, 3), v, np.uint8)) for v in (10, 200)]
+    pages[0].save(tmp_path / "m.tif", save_all=True, append_images=pages[1:])
+    with caplog.at_level(logging.WARNING):
+        image = load_image(tmp_path / "m.tif")
+    assert (image.rgb == 10).all() and "holds 2 pages or frames; only the first is restored" in caplog.text
