@@ -200,9 +200,10 @@ def test_a_format_converted_by_swscale_keeps_its_format(tmp_path, tiny_checkpoin
     assert (facts["codec"], facts["pix_fmt"], len(frames)) == ("ffv1", "yuv444p", 3)
 
 
-def _plane_codes(frame):
-    """Each plane of a planar 16-bit PyAV frame as an int array (row pitch dropped)."""
-    return [np.frombuffer(p, np.uint16).reshape(-1, p.line_size // 2)[:p.height, :p.width].astype(int)
+def _plane_codes(frame, dtype=np.uint16):
+    """Each plane of a planar PyAV frame as an int array (row pitch dropped)."""
+    size = np.dtype(dtype).itemsize
+    return [np.frombuffer(p, dtype).reshape(-1, p.line_size // size)[:p.height, :p.width].astype(int)
             for p in frame.planes]
 
 
@@ -267,6 +268,46 @@ def test_start_timecode_is_kept(suffix, tmp_path, tiny_checkpoint, caplog):
     with av.open(str(out)) as c:
         tags = {k.lower(): v for k, v in c.streams.video[0].metadata.items()}
         assert tags.get("timecode") == "01:02:03:04"
+
+
+def _odd_clip(path, pix_fmt, frames=2):
+    """An FFV1 clip of a smooth picture, 33×25 pixels, in `pix_fmt`."""
+    y, x = np.mgrid[0:25, 0:33]
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("ffv1", rate=10)
+        s.width, s.height, s.pix_fmt = 33, 25, pix_fmt
+        for i in range(frames):
+            rgb = np.stack([x * 6 + 30, y * 7 + 20 + 2 * i, (x + y) * 3 + 35], -1).astype(np.uint8)
+            f = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=pix_fmt)
+            f.pts = i
+            c.mux(s.encode(f))
+        c.mux(s.encode(None))
+    return path
+
+
+def test_odd_sized_420_video(tmp_path, tiny_checkpoint):
+    """VP9, AV1 and FFV1 allow 4:2:0 frames of odd width or height, which pixfmt cannot convert:
+    8-bit ones go through swscale (rgb24) and come out in their own format and size; with the
+    identity for a network, a smooth picture's luma is unchanged to a few codes."""
+    src = _odd_clip(tmp_path / "odd.mkv", "yuv420p")
+    engine = Engine.from_checkpoint(tiny_checkpoint, steps=1)
+    engine.restore_batch = lambda y, **_: y.clone()
+    out = tmp_path / "odd_out.mkv"
+    engine.restore_video(src, out, progress=False)
+    facts, frames = _video(out)
+    assert (facts["pix_fmt"], facts["width"], facts["height"], len(frames)) == ("yuv420p", 33, 25, 2)
+    _, inputs = _video(src)
+    for a, b in zip(inputs, frames):
+        luma_in, luma_out = (_plane_codes(f, np.uint8)[0] for f in (a, b))
+        assert luma_in.shape == (25, 33) and np.abs(luma_in - luma_out).max() <= 2
+
+
+def test_deep_odd_sized_video_is_refused(tmp_path, tiny_checkpoint):
+    src = _odd_clip(tmp_path / "odd10.mkv", "yuv420p10le", frames=1)
+    engine = Engine.from_checkpoint(tiny_checkpoint, steps=1)
+    with pytest.raises(UnsupportedPixelFormatError, match="yuv420p10le video of odd size 33x25 is not supported"):
+        engine.restore_video(src, tmp_path / "o.mkv", progress=False)
+    assert _leftovers(tmp_path, {"odd10.mkv"}) == []
 
 
 def test_unsupported_pixel_format_is_refused(tmp_path, tiny_checkpoint):

@@ -149,7 +149,7 @@ class VideoSource:
         cc = stream.codec_context
         if not cc.format or not cc.width or not cc.height:
             raise VideoError(f"{self.path}: cannot determine the video's size or pixel format (corrupt?)")
-        plan = plan_format(cc.format)
+        plan = plan_format(cc.format, cc.width, cc.height)
         note = describe_conversion(plan)
         if note:
             log.warning("%s: %s", self.path.name, note)
