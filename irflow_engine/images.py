@@ -83,6 +83,8 @@ def load_image(path) -> ImageFile:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
+        if images16.is_16bit(path):
+            return _load_16bit(path)
         with Image.open(path) as im:
             im.load()
             if im.mode == "F":
@@ -91,8 +93,6 @@ def load_image(path) -> ImageFile:
             if getattr(im, "n_frames", 1) > 1:
                 log.warning("%s holds %d pages or frames; only the first is restored", path, im.n_frames)
             icc = rgb_icc_profile(im.info.get("icc_profile"))
-            if images16.is_16bit(path, im):
-                return _load_16bit(path, im, icc)
             try:
                 im = ImageOps.exif_transpose(im)
             except Exception:   # unreadable EXIF: the pixels as stored, rather than no image at all
@@ -118,19 +118,13 @@ def load_image(path) -> ImageFile:
         raise ImageFileError(f"{path}: cannot read image ({e})") from None
 
 
-def _load_16bit(path, im, icc: Optional[bytes]) -> ImageFile:
-    """A 16-bit PNG/TIFF decoded by FFmpeg, turned upright by the EXIF orientation Pillow read."""
-    rgb16, alpha16 = images16.decode(path)
-    if rgb16.shape[:2] != (im.height, im.width):
-        raise ValueError(f"FFmpeg decoded {rgb16.shape[1]}x{rgb16.shape[0]} pixels, the header says "
-                         f"{im.width}x{im.height}")
-    try:
-        orientation = im.getexif().get(274, 1)
-    except Exception:   # unreadable EXIF: the pixels as stored
-        orientation = 1
+def _load_16bit(path) -> ImageFile:
+    """A 16-bit PNG/TIFF (`images16`), turned upright by its orientation."""
+    rgb16, alpha16, icc, orientation = images16.decode(path)
     rgb16 = images16.orient(rgb16, orientation)
     alpha16 = None if alpha16 is None else images16.orient(alpha16, orientation)
-    return ImageFile(to_uint8(rgb16), None if alpha16 is None else to_uint8(alpha16), icc, rgb16, alpha16)
+    return ImageFile(to_uint8(rgb16), None if alpha16 is None else to_uint8(alpha16), rgb_icc_profile(icc),
+                     rgb16, alpha16)
 
 
 def read_image(path) -> Tuple[np.ndarray, Optional[np.ndarray]]:
@@ -143,7 +137,7 @@ def write_image(path, rgb: np.ndarray, alpha: Optional[np.ndarray] = None, quali
                 icc_profile: Optional[bytes] = None) -> None:
     """Write uint8 (or uint16) H×W×3, plus optional alpha and ICC profile, to `path`, atomically
     (temp file, then rename). uint16 pixels make a 16-bit PNG or TIFF (other formats get them
-    rounded to 8 bits; a 16-bit TIFF is written without the profile). BMP stores neither alpha nor
+    rounded to 8 bits). BMP stores neither alpha nor
     a profile."""
     from PIL import Image
 

@@ -1,82 +1,137 @@
-"""16-bit PNG and TIFF files through FFmpeg's image codecs (PyAV): Pillow reads 16-bit colour
-images as 8-bit and cannot write them, which would quietly drop 8 bits of a photographer's TIFF.
+"""16-bit PNG and TIFF files: Pillow reads 16-bit colour images as 8-bit and cannot write them,
+which would quietly drop 8 bits of a photographer's TIFF.
 
-`is_16bit(path)` reads the header only; `decode` gives uint16 H×W×3 RGB and, when the file has
-one, a uint16 H×W alpha (grey images expanded to RGB); `encode` writes uint16 RGB (and alpha) as a
-16-bit PNG (big-endian samples, as the format stores them) or TIFF. An RGB ICC profile is embedded
-in PNGs as an iCCP chunk (FFmpeg's encoder takes it only from frame side data, which PyAV cannot
-set); TIFFs are written without one.
+PNG goes through FFmpeg's codec (PyAV), TIFF through tifffile. `is_16bit(path)` reads the header
+only; `decode` gives uint16 H×W×3 RGB and, when the file has one, a uint16 H×W alpha (grey images
+expanded to RGB); `encode` writes uint16 RGB (and alpha) as a 16-bit PNG (big-endian samples, as
+the format stores them) or a zlib-compressed TIFF. An RGB ICC profile (a ProPhoto or Adobe RGB
+export's) is embedded in both: as an iCCP chunk in PNGs (FFmpeg's encoder takes a profile only
+from frame side data, which PyAV cannot set), as the TIFF's ICC tag.
 """
 
 from __future__ import annotations
 
+import io
+import logging
 import struct
-from fractions import Fraction
 import zlib
+from fractions import Fraction
 from pathlib import Path
 from typing import Optional, Tuple
 
 import numpy as np
 
+log = logging.getLogger(__name__)
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TIFF_SUFFIXES = (".tif", ".tiff")
 
 
-def is_16bit(path, pillow_image=None) -> bool:
+def is_16bit(path) -> bool:
     """True for a PNG with 16-bit samples or a TIFF with 16 bits per sample (per its header)."""
     suffix = Path(path).suffix.lower()
-    if suffix == ".png":
-        with open(path, "rb") as f:
-            head = f.read(26)
-        # Signature, then the IHDR chunk: length, type, width, height, bit depth, colour type.
-        return len(head) == 26 and head[:8] == PNG_SIGNATURE and head[12:16] == b"IHDR" and head[24] == 16
-    if suffix in TIFF_SUFFIXES and pillow_image is not None:
-        bits = getattr(pillow_image, "tag_v2", {}).get(258)   # BitsPerSample
-        bits = bits if isinstance(bits, tuple) else (bits,)
-        return bool(bits) and all(b == 16 for b in bits)
+    try:
+        if suffix == ".png":
+            with open(path, "rb") as f:
+                head = f.read(26)
+            # Signature, then the IHDR chunk: length, type, width, height, bit depth, colour type.
+            return len(head) == 26 and head[:8] == PNG_SIGNATURE and head[12:16] == b"IHDR" and head[24] == 16
+        if suffix in TIFF_SUFFIXES:
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                return tif.pages[0].bitspersample == 16
+    except FileNotFoundError:
+        raise
+    except Exception:   # unreadable here: the general reader reports the file's problem
+        return False
     return False
 
 
-def decode(path) -> Tuple[np.ndarray, Optional[np.ndarray]]:
-    """uint16 H×W×3 RGB and, if the image has one, uint16 H×W alpha, of a 16-bit PNG or TIFF."""
+def decode(path) -> Tuple[np.ndarray, Optional[np.ndarray], Optional[bytes], int]:
+    """A 16-bit PNG or TIFF: uint16 H×W×3 RGB, uint16 H×W alpha (or None), the embedded ICC
+    profile (or None) and the EXIF/TIFF orientation (1-8; 1 when absent)."""
+    if Path(path).suffix.lower() in TIFF_SUFFIXES:
+        return _decode_tiff(path)
     import av
+    from PIL import Image
 
-    codec = "png" if Path(path).suffix.lower() == ".png" else "tiff"
+    with Image.open(path) as im:   # the header's profile and EXIF; FFmpeg gives the samples
+        icc = im.info.get("icc_profile")
+        try:
+            orientation = int(im.getexif().get(274, 1))
+        except Exception:   # unreadable EXIF: the pixels as stored
+            orientation = 1
+        size = (im.height, im.width)
     data = Path(path).read_bytes()
-    ctx = av.CodecContext.create(codec, "r")
+    ctx = av.CodecContext.create("png", "r")
     try:
         frames = ctx.decode(av.Packet(data)) + ctx.decode(None)
     except av.FFmpegError as e:
-        raise ValueError(f"FFmpeg cannot decode it as a 16-bit {codec.upper()}: {e}") from None
+        raise ValueError(f"FFmpeg cannot decode it as a 16-bit PNG: {e}") from None
     if not frames:
-        raise ValueError(f"FFmpeg found no image in it ({codec.upper()})")
+        raise ValueError("FFmpeg found no image in it (PNG)")
     frame = frames[0]
-    has_alpha = frame.format.name.startswith(("rgba", "ya", "bgra", "gbrap"))
-    if has_alpha:
+    if frame.format.name.startswith(("rgba", "ya", "bgra", "gbrap")):
         rgba = frame.to_ndarray(format="rgba64le")
-        return np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(rgba[..., 3])
-    return np.ascontiguousarray(frame.to_ndarray(format="rgb48le")), None
+        rgb, alpha = np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(rgba[..., 3])
+    else:
+        rgb, alpha = np.ascontiguousarray(frame.to_ndarray(format="rgb48le")), None
+    if rgb.shape[:2] != size:
+        raise ValueError(f"FFmpeg decoded {rgb.shape[1]}x{rgb.shape[0]} pixels, the header says {size[1]}x{size[0]}")
+    return rgb, alpha, icc, orientation
+
+
+def _decode_tiff(path):
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        if len(tif.pages) > 1:
+            log.warning("%s holds %d pages or frames; only the first is restored", path, len(tif.pages))
+        page = tif.pages[0]
+        a = page.asarray()
+        photometric, planar = int(page.photometric), int(page.planarconfig)
+        icc = page.tags.get("InterColorProfile")
+        orientation = page.tags.get("Orientation")
+        icc = bytes(icc.value) if icc is not None else None
+        orientation = int(orientation.value) if orientation is not None else 1
+    if photometric not in (1, 2):   # MINISBLACK, RGB
+        raise ValueError(f"16-bit TIFF with photometric interpretation {photometric} is not supported "
+                         "(grey or RGB are)")
+    if a.ndim == 3 and planar == 2:   # SEPARATE: samples first
+        a = np.moveaxis(a, 0, -1)
+    if a.ndim == 2:
+        a = a[..., None]
+    if a.ndim != 3 or a.dtype != np.uint16:
+        raise ValueError(f"unexpected 16-bit TIFF layout {a.shape} {a.dtype}")
+    colour = 3 if a.shape[2] >= 3 else 1
+    rgb = np.repeat(a[..., :1], 3, axis=2) if colour == 1 else a[..., :3]
+    alpha = a[..., colour] if a.shape[2] > colour else None
+    return np.ascontiguousarray(rgb), None if alpha is None else np.ascontiguousarray(alpha), icc, orientation
 
 
 def encode(path, rgb: np.ndarray, alpha: Optional[np.ndarray] = None,
            icc_profile: Optional[bytes] = None) -> bytes:
     """The bytes of a 16-bit PNG or TIFF (by `path`'s suffix) of uint16 `rgb` (and `alpha`)."""
+    pixels = rgb if alpha is None else np.concatenate([rgb, alpha[..., None]], axis=2)
+    pixels = np.ascontiguousarray(pixels, dtype=np.uint16)
+    if Path(path).suffix.lower() in TIFF_SUFFIXES:
+        import tifffile
+
+        out = io.BytesIO()
+        tifffile.imwrite(out, pixels, photometric="rgb", compression="zlib",
+                         extrasamples=None if alpha is None else ["unassalpha"], iccprofile=icc_profile)
+        return out.getvalue()
     import av
 
-    png = Path(path).suffix.lower() == ".png"
-    pixels = rgb if alpha is None else np.concatenate([rgb, alpha[..., None]], axis=2)
-    fmt = ("rgb48le" if alpha is None else "rgba64le")
-    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels, dtype=np.uint16), format=fmt)
-    if png:
-        frame = frame.reformat(format=fmt.replace("le", "be"))
-    ctx = av.CodecContext.create("png" if png else "tiff", "w")
+    fmt = "rgb48le" if alpha is None else "rgba64le"
+    frame = av.VideoFrame.from_ndarray(pixels, format=fmt).reformat(format=fmt.replace("le", "be"))
+    ctx = av.CodecContext.create("png", "w")
     ctx.width, ctx.height, ctx.pix_fmt = rgb.shape[1], rgb.shape[0], frame.format.name
     ctx.time_base = Fraction(1, 1)
     frame.pts = 0
     data = b"".join(bytes(p) for p in list(ctx.encode(frame)) + list(ctx.encode(None)))
-    if png and icc_profile:
-        data = with_iccp(data, icc_profile)
-    return data
+    return with_iccp(data, icc_profile) if icc_profile else data
 
 
 def _chunk(kind: bytes, body: bytes) -> bytes:

@@ -27,7 +27,7 @@ def test_round_trip_is_exact(tmp_path, suffix, with_alpha):
     rgb[0, 0] = (0, 255, 65535)   # a low byte alone, and both extremes
     path = tmp_path / f"deep{suffix}"
     write_image(path, rgb, alpha)
-    assert images16.is_16bit(path, _pillow(path))
+    assert images16.is_16bit(path)
     image = load_image(path)
     np.testing.assert_array_equal(image.rgb16, rgb)
     np.testing.assert_array_equal(image.rgb, to_uint8(rgb))       # the 8-bit view, rounded
@@ -53,7 +53,7 @@ def test_pillow_alone_would_lose_the_low_byte(tmp_path):
     write_image(tmp_path / "d.png", rgb)
     im = _pillow(tmp_path / "d.png")
     assert im.mode == "RGB" and np.asarray(im).dtype == np.uint8
-    assert not images16.is_16bit(_write8(tmp_path / "e.png"), None)
+    assert not images16.is_16bit(_write8(tmp_path / "e.png"))
 
 
 def _write8(path):
@@ -61,13 +61,29 @@ def _write8(path):
     return path
 
 
-def test_png_keeps_its_icc_profile(tmp_path):
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_icc_profile_is_kept(tmp_path, suffix):
+    """A 16-bit ProPhoto/Adobe RGB export means nothing without its profile: it is written back."""
     profile = _srgb_profile()
     rgb = _codes(5, (6, 7, 3))
-    write_image(tmp_path / "p.png", rgb, icc_profile=profile)
-    image = load_image(tmp_path / "p.png")
+    write_image(tmp_path / f"p{suffix}", rgb, icc_profile=profile)
+    image = load_image(tmp_path / f"p{suffix}")
     assert image.icc_profile == profile
     np.testing.assert_array_equal(image.rgb16, rgb)
+
+
+def test_tiff_layouts_from_other_writers(tmp_path):
+    """Planar (separate) RGB and grey + alpha TIFFs, as tifffile writes them for other software."""
+    import tifffile
+
+    rgb = _codes(12, (3, 5, 6))                                   # samples first
+    tifffile.imwrite(tmp_path / "planar.tif", rgb, photometric="rgb", planarconfig="separate")
+    np.testing.assert_array_equal(load_image(tmp_path / "planar.tif").rgb16, np.moveaxis(rgb, 0, -1))
+    grey_alpha = _codes(13, (5, 6, 2))
+    tifffile.imwrite(tmp_path / "ga.tif", grey_alpha, photometric="minisblack", extrasamples=["unassalpha"])
+    image = load_image(tmp_path / "ga.tif")
+    np.testing.assert_array_equal(image.rgb16, np.repeat(grey_alpha[..., :1], 3, axis=2))
+    np.testing.assert_array_equal(image.alpha16, grey_alpha[..., 1])
 
 
 def test_uint8_conversion_closed_form():
@@ -133,3 +149,11 @@ def test_float_images_are_refused_and_extra_pages_named(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         image = load_image(tmp_path / "m.tif")
     assert (image.rgb == 10).all() and "holds 2 pages or frames; only the first is restored" in caplog.text
+
+
+def test_tiff_orientation_tag_is_applied(tmp_path):
+    import tifffile
+
+    stored = _codes(14, (5, 7, 3))
+    tifffile.imwrite(tmp_path / "o.tif", stored, photometric="rgb", extratags=[(274, "H", 1, 6, True)])
+    np.testing.assert_array_equal(load_image(tmp_path / "o.tif").rgb16, np.rot90(stored, k=-1))   # 90° clockwise

@@ -47,7 +47,7 @@ def stream(engine, frames: Iterable[Frame], *, batch: Optional[int] = None, queu
            clocks: Optional[dict] = None) -> Iterator[Frame]:
     """Yield `engine.restore(frame)` for each frame of `frames`, in order (see the module doc).
 
-    Frames: numpy uint8/float H×W×3 or torch 3×H×W (float or uint8), host or device, as
+    Frames: numpy uint8/uint16/float H×W×3 or torch 3×H×W (float or uint8), host or device, as
     `Engine.restore` takes them; batched inputs are not accepted here. `clocks`: an optional dict
     that receives the stages' `StageClock`s.
     """
