@@ -150,6 +150,42 @@ def test_subtitles_are_copied(clip, tmp_path, tiny_checkpoint):
     assert _packets(out, "audio") == _packets(src, "audio")
 
 
+def test_cover_picture_is_copied_not_restored(clip, tmp_path, tiny_checkpoint, caplog):
+    """An MP4's cover picture (an attached_pic video stream) is neither taken for the video nor
+    lost: MP4 output keeps it byte for byte; Matroska, which has no place for it, says so."""
+    import logging
+
+    from PIL import Image
+
+    ffmpeg = pytest.importorskip("imageio_ffmpeg").get_ffmpeg_exe()
+    Image.fromarray(np.full((40, 40, 3), 200, np.uint8)).save(tmp_path / "cover.png")
+    src = tmp_path / "covered.mp4"
+    subprocess.run([ffmpeg, "-v", "error", "-i", str(tmp_path / "cover.png"), "-i", str(clip.path), "-map", "0",
+                    "-map", "1", "-c", "copy", "-c:v:0", "mjpeg", "-disposition:v:0", "attached_pic", str(src)],
+                   check=True)
+    engine = Engine.from_checkpoint(tiny_checkpoint, steps=1)
+    with caplog.at_level(logging.WARNING):
+        report = engine.restore_video(src, tmp_path / "out.mp4", progress=False)
+    assert report.frames == 10 and "not kept" not in caplog.text
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        covers = [x for x in c.streams.video if int(x.disposition) & 1024]
+        assert [x.codec_context.name for x in covers] == ["mjpeg"]
+        assert c.streams.video[0].codec_context.name == "h264"
+    cover = _cover_bytes(src)
+    assert len(cover) == 1 and _cover_bytes(tmp_path / "out.mp4") == cover
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        engine.restore_video(src, tmp_path / "out.mkv", progress=False)
+    assert "the cover picture (stream #" in caplog.text and "matroska" in caplog.text
+    assert _video(tmp_path / "out.mkv")[0]["streams"] == [("video", "h264"), ("audio", "aac")]
+
+
+def _cover_bytes(path):
+    with av.open(str(path)) as c:
+        cover = next(x for x in c.streams.video if int(x.disposition) & 1024)
+        return [bytes(p) for p in c.demux(cover) if p.size]
+
+
 @pytest.mark.parametrize("degrees", [90, -90, 180])
 def test_display_rotation_is_kept(tmp_path, tiny_checkpoint, degrees):
     """A phone video's rotation (display-matrix side data) reaches the output; pixels stay as stored."""

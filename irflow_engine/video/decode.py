@@ -27,6 +27,7 @@ from .pipeline import StageClock
 log = logging.getLogger(__name__)
 
 COPIED_TYPES = ("audio", "subtitle")
+ATTACHED_PIC = 1024   # FFmpeg's AV_DISPOSITION_ATTACHED_PIC: a cover image stored as a one-packet video stream
 # Video stream tags that describe the old encode (the muxer writes its own) and are not carried over:
 # Matroska's statistics (BPS, DURATION, NUMBER_OF_FRAMES, ... with a language suffix), the encoder,
 # and old FFmpeg's "rotate" (the display rotation is written as side data instead).
@@ -45,6 +46,11 @@ def kept_tags(stream, container) -> Dict[str, str]:
                 tags["timecode"] = other.metadata["timecode"]
                 break
     return tags
+
+
+def is_cover_art(stream) -> bool:
+    """A video stream that holds an album/cover picture (copied as it is, never restored)."""
+    return stream.type == "video" and bool(int(stream.disposition or 0) & ATTACHED_PIC)
 
 
 def is_timecode_track(stream) -> bool:
@@ -133,19 +139,22 @@ class VideoSource:
         except BaseException:
             self.container.close()
             raise
-        self.copied = [s for s in self.container.streams if s.type in COPIED_TYPES]
+        self.copied = [s for s in self.container.streams if s.type in COPIED_TYPES or is_cover_art(s)]
         skipped = [f"#{s.index} ({s.type})" for s in self.container.streams
                    if s is not self.stream and s.type not in COPIED_TYPES and s.type != "video"
                    and not is_timecode_track(s)]
-        extra_video = [f"#{s.index}" for s in self.container.streams.video if s is not self.stream]
+        extra_video = [f"#{s.index}" for s in self.container.streams.video
+                       if s is not self.stream and not is_cover_art(s)]
         if skipped or extra_video:
             log.warning("%s: only the first video stream is restored and audio/subtitle streams copied; "
                         "not kept: %s", self.path.name, ", ".join(extra_video + skipped))
 
     def _probe(self):
-        if not self.container.streams.video:
-            raise VideoError(f"{self.path} has no video stream")
-        stream = self.container.streams.video[0]
+        videos = [s for s in self.container.streams.video if not is_cover_art(s)]
+        if not videos:
+            cover = " (only a cover picture)" if self.container.streams.video else ""
+            raise VideoError(f"{self.path} has no video stream{cover}")
+        stream = videos[0]
         cc = stream.codec_context
         if not cc.format or not cc.width or not cc.height:
             raise VideoError(f"{self.path}: cannot determine the video's size or pixel format (corrupt?)")

@@ -18,7 +18,7 @@ from typing import Dict, List, Mapping, Optional, Sequence
 import torch
 
 from .avframes import frame_from_slot
-from .decode import VideoInfo
+from .decode import VideoInfo, is_cover_art
 from .errors import UnsupportedPixelFormatError, VideoError
 from .formats import direct_fits
 from .layouts import layout_for
@@ -30,6 +30,9 @@ PRESET_CODECS = ("libx264", "libx265", "libsvtav1")
 LOSSLESS_CODECS = ("ffv1", "rawvideo", "png", "utvideo", "huffyuv", "ffvhuff", "qtrle")
 # Options that keep encoders quiet on stderr (x265 prints through its own logger, not FFmpeg's).
 QUIET_OPTIONS = {"libx265": {"x265-params": "log-level=error"}}
+# Muxers that store a cover picture (an attached_pic stream; tried 2026-11-27: mov drops it, Matroska
+# keeps covers as attachments).
+COVER_ART_MUXERS = ("mp4", "ipod")
 
 
 @dataclass(frozen=True)
@@ -160,12 +163,18 @@ class VideoSink:
         self.copies: Dict[int, object] = {}
         for s in copied:
             name = s.codec_context.name
+            if is_cover_art(s) and c.format.name.split(",")[0] not in COVER_ART_MUXERS:
+                log.warning("%s: the cover picture (stream #%d) is not kept: a %s file has no place for it",
+                            info.path.name, s.index, c.format.name.split(",")[0])
+                continue
             if name not in supported:
                 raise VideoError(f"the output container cannot hold the input's {s.type} stream #{s.index} "
                                  f"({name}) without re-encoding; use the input's container ({info.path.suffix})")
             out = c.add_stream_from_template(s)
             for k, v in s.metadata.items():
                 out.metadata[k] = v
+            if s.disposition:   # default/forced tracks, a cover picture (attached_pic)
+                out.disposition = s.disposition
             self.copies[s.index] = out
 
     def write(self, raw: Optional[torch.Tensor], pts: List[int], durations: List[int], packets: Sequence) -> None:
@@ -183,8 +192,10 @@ class VideoSink:
             for packet in self.stream.encode(frame):
                 c.mux(packet)
         for packet in packets:
-            packet.stream = self.copies[packet.stream.index]
-            c.mux(packet)
+            out = self.copies.get(packet.stream.index)
+            if out is not None:   # None: a cover picture this container cannot hold
+                packet.stream = out
+                c.mux(packet)
 
     def close(self) -> None:
         """Flush the encoder and finish the file."""
