@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Iterator, List, Tuple
 
 from ..atomic import atomic_path
-from ..video.decode import COPIED_TYPES, VideoSource, open_input
+from ..video.decode import COPIED_TYPES, VideoSource, kept_tags, main_video, open_input
 from ..video.errors import VideoError
 
 PART_ENCODER_OPTIONS = {"bf": "0"}
@@ -42,7 +42,7 @@ def split_at_keyframes(src, folder, segment_seconds: float) -> List[Path]:
     out = ostream = None
     start = None
     with open_input(src) as c:
-        vs = c.streams.video[0]
+        vs = main_video(c, src)
         tb = vs.time_base
         try:
             for pkt in c.demux(vs):
@@ -72,7 +72,7 @@ def split_at_keyframes(src, folder, segment_seconds: float) -> List[Path]:
 
 def _video_timing(container) -> Tuple[List[int], List[int], Fraction]:
     """(pts in presentation order, durations, time base) of the first video stream's packets."""
-    vs = container.streams.video[0]
+    vs = main_video(container)
     rows = sorted((p.pts, p.duration or 0) for p in container.demux(vs) if p.pts is not None)
     return [r[0] for r in rows], [r[1] for r in rows], vs.time_base
 
@@ -102,7 +102,7 @@ def join_parts(parts: List[Path], original, dst) -> int:
                 try:
                     vout = out.add_stream_from_template(inputs[0].streams.video[0])
                     vout.time_base = tb
-                    for k, v in orig.streams.video[0].metadata.items():
+                    for k, v in kept_tags(main_video(orig), orig).items():
                         vout.metadata[k] = v
                     copied = [s for s in orig.streams if s.type in COPIED_TYPES]
                     copies = {}

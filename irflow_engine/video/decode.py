@@ -53,6 +53,15 @@ def is_cover_art(stream) -> bool:
     return stream.type == "video" and bool(int(stream.disposition or 0) & ATTACHED_PIC)
 
 
+def main_video(container, path="input"):
+    """The video stream to restore: the first one that is not a cover picture."""
+    videos = [s for s in container.streams.video if not is_cover_art(s)]
+    if not videos:
+        cover = " (only a cover picture)" if container.streams.video else ""
+        raise VideoError(f"{path} has no video stream{cover}")
+    return videos[0]
+
+
 def is_timecode_track(stream) -> bool:
     """A data stream that only carries a start timecode (rewritten from the video's tag)."""
     return stream.type == "data" and bool(stream.metadata.get("timecode"))
@@ -150,11 +159,7 @@ class VideoSource:
                         "not kept: %s", self.path.name, ", ".join(extra_video + skipped))
 
     def _probe(self):
-        videos = [s for s in self.container.streams.video if not is_cover_art(s)]
-        if not videos:
-            cover = " (only a cover picture)" if self.container.streams.video else ""
-            raise VideoError(f"{self.path} has no video stream{cover}")
-        stream = videos[0]
+        stream = main_video(self.container, self.path)
         cc = stream.codec_context
         if not cc.format or not cc.width or not cc.height:
             raise VideoError(f"{self.path}: cannot determine the video's size or pixel format (corrupt?)")
