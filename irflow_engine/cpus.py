@@ -4,7 +4,8 @@ container's CPU quota.
 torch (through OpenMP) starts one thread per CPU of the process's affinity mask, but a container's
 CPU *quota* (Docker's `--cpus`, a Kubernetes CPU limit: cgroup v2 `cpu.max`, v1
 `cpu.cfs_quota_us`) is not a mask: a pod limited to 2 CPUs on a 64-core host gets 64 threads that
-the kernel throttles in turn, many times slower than 2. `fit_threads` lowers torch's thread count
+the kernel throttles in turn and that wait for each other (measured on 2 cores under a 1-CPU quota:
+2 threads 1.3–1.5× slower than 1, docs/PERF.md). `fit_threads` lowers torch's thread count
 to the quota (or sets the count asked for); ONNX Runtime sessions then take the same count. The
 quota may be set on the process's cgroup or on any ancestor (`irflow_engine.cgroups`).
 """
