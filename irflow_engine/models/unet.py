@@ -106,6 +106,16 @@ class ResBlock(nn.Module):
         return h + self.res_conv(x)
 
 
+def softmax_over_channels(q: torch.Tensor) -> torch.Tensor:
+    """softmax(q, dim=-2). In an exported ONNX graph it is written out as max, exp, sum and divide:
+    ONNX Runtime's CPU Softmax moves a non-last axis last and back (two transposes of the
+    full-resolution q), which made it ~17 % of an evaluation (docs/PERF.md)."""
+    if torch.onnx.is_in_onnx_export():
+        e = (q - q.amax(dim=-2, keepdim=True)).exp()
+        return e / e.sum(dim=-2, keepdim=True)
+    return q.softmax(dim=-2)
+
+
 class LinearAttention(nn.Module):
     """Linear attention: q softmax over channels, k softmax over pixels, 4 heads × 32."""
 
@@ -134,7 +144,7 @@ class LinearAttention(nn.Module):
         v = project(2) / n
         context = torch.matmul(k, v.transpose(-1, -2))  # [b, heads, d, e]
         del k, v
-        q = project(0).softmax(dim=-2) * self.scale
+        q = softmax_over_channels(project(0)) * self.scale
         out = torch.matmul(context.transpose(-1, -2), q)  # [b, heads, e, pixels]
         del q
         return self.to_out(out.to(x.dtype).reshape(b, self.heads * self.dim_head, h, w))
