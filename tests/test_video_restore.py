@@ -497,3 +497,38 @@ def test_readme_video_example_runs(tmp_path, monkeypatch):
     exec(compile(block, "README.md", "exec"), {})
     facts, _ = _video(tmp_path / "demo_out" / "restored.mp4")
     assert facts["frames"] == 8 and facts["streams"] == [("video", "h264"), ("audio", "aac")]
+
+
+def test_split_and_join_say_the_cover_picture_is_dropped(clip, tmp_path, caplog):
+    """restore-batch's segmented path (split, restore the parts, join; no Ray needed here): the
+    parts hold the main video, and the join says the MP4's cover picture is not kept."""
+    import logging
+
+    from PIL import Image
+
+    from irflow_engine.batch.segments import join_parts, split_at_keyframes
+
+    ffmpeg = pytest.importorskip("imageio_ffmpeg").get_ffmpeg_exe()
+    Image.fromarray(np.full((40, 40, 3), 90, np.uint8)).save(tmp_path / "cover.png")
+    src = tmp_path / "covered.mp4"
+    subprocess.run([ffmpeg, "-v", "error", "-i", str(tmp_path / "cover.png"), "-i", str(clip.path), "-map", "0",
+                    "-map", "1", "-c", "copy", "-c:v:0", "mjpeg", "-disposition:v:0", "attached_pic", str(src)],
+                   check=True)
+    parts = split_at_keyframes(src, tmp_path / "parts", 100.0)
+    with caplog.at_level(logging.WARNING):
+        frames = join_parts(parts, src, tmp_path / "joined.mp4")
+    assert frames == 10 and "the cover picture (stream #" in caplog.text
+    facts, decoded = _video(tmp_path / "joined.mp4")
+    assert facts["codec"] == "h264" and len(decoded) == 10
+
+
+def test_main_video_is_never_a_cover_picture():
+    from types import SimpleNamespace
+
+    from irflow_engine.video.decode import main_video
+
+    cover = SimpleNamespace(type="video", disposition=1024, index=0)
+    film = SimpleNamespace(type="video", disposition=1, index=1)
+    assert main_video(SimpleNamespace(streams=SimpleNamespace(video=[cover, film]))) is film
+    with pytest.raises(VideoError, match="has no video stream .only a cover picture."):
+        main_video(SimpleNamespace(streams=SimpleNamespace(video=[cover])), "x.mp4")

@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator, List, Tuple
 
 from ..atomic import atomic_path
-from ..video.decode import COPIED_TYPES, VideoSource, kept_tags, main_video, open_input
+from ..video.decode import COPIED_TYPES, VideoSource, is_cover_art, kept_tags, main_video, open_input
 from ..video.errors import VideoError
+
+log = logging.getLogger(__name__)
 
 PART_ENCODER_OPTIONS = {"bf": "0"}
 
@@ -105,6 +108,10 @@ def join_parts(parts: List[Path], original, dst) -> int:
                     for k, v in kept_tags(main_video(orig), orig).items():
                         vout.metadata[k] = v
                     copied = [s for s in orig.streams if s.type in COPIED_TYPES]
+                    covers = [f"#{s.index}" for s in orig.streams if is_cover_art(s)]
+                    if covers:
+                        log.warning("%s: the cover picture (stream %s) is not kept by a split restore",
+                                    Path(original).name, ", ".join(covers))
                     copies = {}
                     for s in copied:
                         copies[s.index] = out.add_stream_from_template(s)
