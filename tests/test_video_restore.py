@@ -155,14 +155,7 @@ def test_cover_picture_is_copied_not_restored(clip, tmp_path, tiny_checkpoint, c
     lost: MP4 output keeps it byte for byte; Matroska, which has no place for it, says so."""
     import logging
 
-    from PIL import Image
-
-    ffmpeg = pytest.importorskip("imageio_ffmpeg").get_ffmpeg_exe()
-    Image.fromarray(np.full((40, 40, 3), 200, np.uint8)).save(tmp_path / "cover.png")
-    src = tmp_path / "covered.mp4"
-    subprocess.run([ffmpeg, "-v", "error", "-i", str(tmp_path / "cover.png"), "-i", str(clip.path), "-map", "0",
-                    "-map", "1", "-c", "copy", "-c:v:0", "mjpeg", "-disposition:v:0", "attached_pic", str(src)],
-                   check=True)
+    src = _covered_mp4(clip, tmp_path)
     engine = Engine.from_checkpoint(tiny_checkpoint, steps=1)
     with caplog.at_level(logging.WARNING):
         report = engine.restore_video(src, tmp_path / "out.mp4", progress=False)
@@ -178,6 +171,19 @@ def test_cover_picture_is_copied_not_restored(clip, tmp_path, tiny_checkpoint, c
         engine.restore_video(src, tmp_path / "out.mkv", progress=False)
     assert "the cover picture (stream #" in caplog.text and "matroska" in caplog.text
     assert _video(tmp_path / "out.mkv")[0]["streams"] == [("video", "h264"), ("audio", "aac")]
+
+
+def _covered_mp4(clip, folder):
+    """The clip with a 40×40 cover picture (an attached_pic MJPEG stream), made by ffmpeg."""
+    from PIL import Image
+
+    ffmpeg = pytest.importorskip("imageio_ffmpeg").get_ffmpeg_exe()
+    Image.fromarray(np.full((40, 40, 3), 200, np.uint8)).save(folder / "cover.png")
+    src = folder / "covered.mp4"
+    subprocess.run([ffmpeg, "-v", "error", "-i", str(folder / "cover.png"), "-i", str(clip.path), "-map", "0",
+                    "-map", "1", "-c", "copy", "-c:v:0", "mjpeg", "-disposition:v:0", "attached_pic", str(src)],
+                   check=True)
+    return src
 
 
 def _cover_bytes(path):
@@ -504,16 +510,9 @@ def test_split_and_join_say_the_cover_picture_is_dropped(clip, tmp_path, caplog)
     parts hold the main video, and the join says the MP4's cover picture is not kept."""
     import logging
 
-    from PIL import Image
-
     from irflow_engine.batch.segments import join_parts, split_at_keyframes
 
-    ffmpeg = pytest.importorskip("imageio_ffmpeg").get_ffmpeg_exe()
-    Image.fromarray(np.full((40, 40, 3), 90, np.uint8)).save(tmp_path / "cover.png")
-    src = tmp_path / "covered.mp4"
-    subprocess.run([ffmpeg, "-v", "error", "-i", str(tmp_path / "cover.png"), "-i", str(clip.path), "-map", "0",
-                    "-map", "1", "-c", "copy", "-c:v:0", "mjpeg", "-disposition:v:0", "attached_pic", str(src)],
-                   check=True)
+    src = _covered_mp4(clip, tmp_path)
     parts = split_at_keyframes(src, tmp_path / "parts", 100.0)
     with caplog.at_level(logging.WARNING):
         frames = join_parts(parts, src, tmp_path / "joined.mp4")
