@@ -327,27 +327,46 @@ def _odd_clip(path, pix_fmt, frames=2):
     return path
 
 
-def test_odd_sized_420_video(tmp_path, tiny_checkpoint):
-    """VP9, AV1 and FFV1 allow 4:2:0 frames of odd width or height, which pixfmt cannot convert:
-    8-bit ones go through swscale (rgb24) and come out in their own format and size; with the
-    identity for a network, a smooth picture's luma is unchanged to a few codes."""
-    src = _odd_clip(tmp_path / "odd.mkv", "yuv420p")
+@pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuv420p10le"])
+def test_odd_sized_420_video(pix_fmt, tmp_path, tiny_checkpoint):
+    """VP9, AV1 and FFV1 allow 4:2:0 frames of odd width or height, which pixfmt cannot convert
+    alone: they are held in even slots (the last row and column repeated) and come out in their
+    own format and size; with the identity for a network a smooth picture's codes come back to
+    ±1 (luma) and ±2 (chroma, which goes through bilinear upsampling and 2×2 averaging), counted
+    in 8-bit steps."""
+    src = _odd_clip(tmp_path / "odd.mkv", pix_fmt)
     engine = Engine.from_checkpoint(tiny_checkpoint, steps=1)
     engine.restore_batch = lambda y, **_: y.clone()
     out = tmp_path / "odd_out.mkv"
     engine.restore_video(src, out, progress=False)
     facts, frames = _video(out)
-    assert (facts["pix_fmt"], facts["width"], facts["height"], len(frames)) == ("yuv420p", 33, 25, 2)
+    assert (facts["pix_fmt"], facts["width"], facts["height"], len(frames)) == (pix_fmt, 33, 25, 2)
     _, inputs = _video(src)
+    dtype, step = (np.uint16, 4) if pix_fmt.endswith("10le") else (np.uint8, 1)
     for a, b in zip(inputs, frames):
-        luma_in, luma_out = (_plane_codes(f, np.uint8)[0] for f in (a, b))
-        assert luma_in.shape == (25, 33) and np.abs(luma_in - luma_out).max() <= 2
+        planes_in, planes_out = _plane_codes(a, dtype), _plane_codes(b, dtype)
+        assert [p.shape for p in planes_in] == [p.shape for p in planes_out] == [(25, 33), (13, 17), (13, 17)]
+        assert np.abs(planes_in[0] - planes_out[0]).max() <= step
+        assert max(np.abs(x - y).max() for x, y in zip(planes_in[1:], planes_out[1:])) <= 2 * step
 
 
-def test_deep_odd_sized_video_is_refused(tmp_path, tiny_checkpoint):
-    src = _odd_clip(tmp_path / "odd10.mkv", "yuv420p10le", frames=1)
+def test_odd_size_restores_like_the_engine(tmp_path, tiny_checkpoint):
+    """The pixels the network sees for an odd frame are the frame itself (no repeated edge)."""
+    src = _odd_clip(tmp_path / "odd.mkv", "yuv420p", frames=1)
     engine = Engine.from_checkpoint(tiny_checkpoint, steps=1)
-    with pytest.raises(UnsupportedPixelFormatError, match="yuv420p10le video of odd size 33x25 is not supported"):
+    seen = []
+    engine.restore_batch = lambda y, **_: seen.append(y.clone()) or y
+    engine.restore_video(src, tmp_path / "o.mkv", progress=False)
+    _, (frame,) = _video(src)
+    assert seen[0].shape == (1, 3, 25, 33)
+    rgb = frame.to_ndarray(format="rgb24").astype(np.float32) / 255   # swscale's conversion, for scale
+    assert np.abs(seen[0][0].permute(1, 2, 0).numpy() - rgb).mean() < 0.02
+
+
+def test_deep_odd_sized_video_through_swscale_is_refused(tmp_path, tiny_checkpoint):
+    src = _odd_clip(tmp_path / "odd10.mkv", "yuv444p10le", frames=1)
+    engine = Engine.from_checkpoint(tiny_checkpoint, steps=1)
+    with pytest.raises(UnsupportedPixelFormatError, match="yuv444p10le video of odd size 33x25 is not supported"):
         engine.restore_video(src, tmp_path / "o.mkv", progress=False)
     assert _leftovers(tmp_path, {"odd10.mkv"}) == []
 

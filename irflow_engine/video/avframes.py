@@ -25,29 +25,42 @@ def _slot_planes(slot: np.ndarray, av_fmt: str) -> List[np.ndarray]:
     return [slot.reshape(slot.shape[0], -1)]
 
 
+def _plane_view(plane, dtype, rows: int, cols: int) -> np.ndarray:
+    """A rows × cols view of one PyAV plane (row pitch skipped)."""
+    flat = np.frombuffer(plane, dtype=dtype)
+    pitch = plane.line_size // np.dtype(dtype).itemsize
+    return flat[:rows * pitch].reshape(rows, pitch)[:, :cols]
+
+
 def _frame_planes(frame, like: List[np.ndarray]) -> List[np.ndarray]:
-    """Views of a PyAV frame's planes, shaped and typed like `like` (pitch skipped)."""
-    views = []
-    for plane, ref in zip(frame.planes, like):
-        flat = np.frombuffer(plane, dtype=ref.dtype)
-        pitch = plane.line_size // ref.itemsize
-        views.append(flat[:ref.shape[0] * pitch].reshape(ref.shape[0], pitch)[:, :ref.shape[1]])
-    return views
+    """Views of a PyAV frame's planes, shaped and typed like `like` (pitch skipped). A slot may be a
+    row and a column larger than the frame (4:2:0 frames of odd size, `layouts.EvenPaddedLayout`):
+    then the luma plane's view is the frame's own size, the others fit as they are."""
+    shapes = [ref.shape for ref in like]
+    if len(like) > 1:   # planar YUV: the luma plane is the frame's size
+        shapes[0] = (frame.height, frame.width)
+    return [_plane_view(plane, ref.dtype, *shape) for plane, ref, shape in zip(frame.planes, like, shapes)]
 
 
 def copy_to_slot(frame, slot: np.ndarray, av_fmt: str) -> None:
-    """Copy a decoded PyAV frame (format `av_fmt`) into `slot`, one rawvideo frame."""
+    """Copy a decoded PyAV frame (format `av_fmt`) into `slot`, one rawvideo frame. A slot larger
+    than a 4:2:0 frame of odd size gets the frame's last luma row and column repeated."""
     dst = _slot_planes(slot, av_fmt)
     for d, s in zip(dst, _frame_planes(frame, dst)):
-        np.copyto(d, s)
+        d[:s.shape[0], :s.shape[1]] = s
+        if s.shape[1] < d.shape[1]:
+            d[:s.shape[0], s.shape[1]:] = s[:, -1:]
+        if s.shape[0] < d.shape[0]:
+            d[s.shape[0]:] = d[s.shape[0] - 1]
 
 
 def frame_from_slot(slot: np.ndarray, av_fmt: str, width: int, height: int):
-    """A new PyAV frame (format `av_fmt`) holding the rawvideo frame in `slot`."""
+    """A new PyAV frame (format `av_fmt`, width × height) holding the rawvideo frame in `slot`
+    (cropped when the slot is larger: a 4:2:0 frame of odd size)."""
     import av
 
     frame = av.VideoFrame(width, height, av_fmt)
     src = _slot_planes(slot, av_fmt)
     for d, s in zip(_frame_planes(frame, src), src):
-        np.copyto(d, s)
+        np.copyto(d, s[:d.shape[0], :d.shape[1]])
     return frame

@@ -20,7 +20,7 @@ import torch
 from .avframes import frame_from_slot
 from .decode import VideoInfo, is_cover_art
 from .errors import UnsupportedPixelFormatError, VideoError
-from .formats import direct_fits
+from .formats import AV_TO_PIXFMT
 from .layouts import layout_for
 
 log = logging.getLogger(__name__)
@@ -141,7 +141,7 @@ class VideoSink:
         if codec not in CRF_DEFAULTS and codec not in LOSSLESS_CODECS and info.bit_rate and "b" not in (opts.options or {}):
             cc.bit_rate = info.bit_rate
         # The encoder-side work format: pixfmt writes it directly when it can, else swscale converts.
-        self.work_av = self.pix_fmt if direct_fits(self.pix_fmt, info.width, info.height) else info.plan.av_work
+        self.work_av = self.pix_fmt if self.pix_fmt in AV_TO_PIXFMT else info.plan.av_work
         self.reformat = self.work_av != self.pix_fmt
         colour = info.colour
         rgb_out = av.VideoFormat(self.pix_fmt).is_rgb

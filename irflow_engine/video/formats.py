@@ -5,8 +5,9 @@ Other common formats are first converted by FFmpeg's swscale (through PyAV): 8-b
 deeper 4:2:0 and grey ones to yuv420p10le (more than 10 bits are rounded to 10); deeper 4:2:2,
 4:4:4, 4:4:0 and RGB ones (ProRes, DNxHR, 10-bit 4:4:4 HEVC, FFV1 RGB) to rgb48le, 16 bits per
 R'G'B' sample, so that their chroma keeps its resolution (`layouts.RGB48Layout` converts those
-frames with torch operations). 8-bit 4:2:0 frames of odd width or height go to rgb24; deeper
-formats at odd sizes, and anything else, are refused with `UnsupportedPixelFormatError`.
+frames with torch operations). 4:2:0 frames of odd width or height that pixfmt converts are held
+in even slots (`layouts.EvenPaddedLayout`); formats deeper than 8 bits that swscale would convert
+at an odd size, and anything else, are refused with `UnsupportedPixelFormatError`.
 
 Colour: the matrix and range follow the stream's tags (H.273 codes as FFmpeg stores them). An
 untagged matrix is guessed as players do: BT.709 from 720 lines up, BT.601 below; an untagged
@@ -99,19 +100,12 @@ class FormatPlan:
         return tuple(dict.fromkeys((own, self.av_work, default)))
 
 
-def direct_fits(av_name: str, width: int, height: int) -> bool:
-    """pixfmt converts `av_name` frames of this size itself (4:2:0 needs even sides)."""
-    from .. import pixfmt
-
-    fmt = AV_TO_PIXFMT.get(av_name)
-    return fmt is not None and not (pixfmt.FORMATS[fmt].yuv and (width % 2 or height % 2))
-
-
 def plan_format(fmt, width: int = 0, height: int = 0) -> FormatPlan:
     """The plan for a PyAV `VideoFormat` (or its name) at a frame size; unsupported formats raise a
-    clear error. An 8-bit 4:2:0 stream of odd width or height (VP9, AV1, FFV1, MJPEG allow them)
-    goes through swscale to rgb24, which has no such constraint. Deeper formats at odd sizes are
-    refused: this FFmpeg's swscale converts them wrongly (garbage columns, measured 2026-11-27)."""
+    clear error. The formats pixfmt converts work at any size (4:2:0 of odd size in even slots,
+    `layouts.EvenPaddedLayout`); those swscale converts first are refused at odd sizes when deeper
+    than 8 bits: this FFmpeg's swscale converts them wrongly (garbage columns, measured
+    2026-11-27)."""
     import av
 
     name = fmt if isinstance(fmt, str) else fmt.name
@@ -120,15 +114,13 @@ def plan_format(fmt, width: int = 0, height: int = 0) -> FormatPlan:
     except (ValueError, TypeError):
         raise UnsupportedPixelFormatError(f"unknown pixel format {name!r}") from None
     bits = max((c.bits for c in vf.components), default=8)
-    if bits > 8 and (width % 2 or height % 2) and not direct_fits(name, width, height) and name != RGB48:
+    if bits > 8 and (width % 2 or height % 2) and name not in DIRECT and name != RGB48:
         raise UnsupportedPixelFormatError(
             f"{name} video of odd size {width}x{height} is not supported: FFmpeg's swscale converts formats "
             f"deeper than 8 bits wrongly at odd sizes; crop or pad it to an even size first, e.g. ffmpeg -i in "
             f"-vf crop=trunc(iw/2)*2:trunc(ih/2)*2 ...")
     if name in DIRECT:
         work, av_work = DIRECT[name]
-        if not direct_fits(av_work, width, height):
-            return FormatPlan(name, "rgb24", "rgb24", True, bits, vf.is_rgb)
         return FormatPlan(name, work, av_work, False, bits, vf.is_rgb)
     if name in VIA_SWSCALE_8BIT:
         return FormatPlan(name, "rgb24", "rgb24", True, bits, vf.is_rgb)
@@ -151,8 +143,6 @@ def describe_conversion(plan: FormatPlan) -> Optional[str]:
     lost = []
     if plan.bits > 10 and plan.work == "yuv420p10le":
         lost.append(f"{plan.bits}-bit samples are processed at 10 bits")
-    if plan.swscale and plan.source in DIRECT:
-        lost.append("4:2:0 frames of odd width or height")
     if plan.source in _WITH_ALPHA:
         lost.append("the alpha channel is not restored")
     if not plan.swscale and not lost:

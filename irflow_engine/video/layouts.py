@@ -123,8 +123,52 @@ class RGB48Layout:
         return out
 
 
+@dataclass(frozen=True)
+class EvenPaddedLayout:
+    """4:2:0 frames of odd width or height (VP9, AV1 and FFV1 allow them; pixfmt needs even
+    sides): each frame is held in a slot one row and/or column larger, its last luma row and
+    column repeated there (`avframes.copy_to_slot`; the chroma planes, ceil(W/2) × ceil(H/2), fit
+    as they are), converted by `inner` at the even size and cropped. On the way out the restored
+    frame's last row and column are repeated before conversion, so each edge chroma sample averages
+    a real pixel with its copy: what FFmpeg's own 4:2:0 chroma of an odd frame holds."""
+
+    inner: PixfmtLayout
+    height: int
+    width: int
+
+    @property
+    def fmt(self) -> str:
+        return self.inner.fmt
+
+    @property
+    def frame_shape(self) -> Tuple[int, ...]:
+        return self.inner.frame_shape
+
+    @property
+    def frame_bytes(self) -> int:
+        return self.inner.frame_bytes
+
+    def empty(self, n: int, device="cpu", pin: bool = False) -> torch.Tensor:
+        return self.inner.empty(n, device=device, pin=pin)
+
+    def converts_on(self, device: torch.device) -> bool:
+        return self.inner.converts_on(device)
+
+    def to_tensor(self, raw: torch.Tensor) -> torch.Tensor:
+        return self.inner.to_tensor(raw)[..., :self.height, :self.width].contiguous()
+
+    def from_tensor(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        pad = (0, self.inner.width - self.width, 0, self.inner.height - self.height)
+        return self.inner.from_tensor(torch.nn.functional.pad(x, pad, mode="replicate"), out)
+
+
 def layout_for(av_fmt: str, height: int, width: int, matrix: str = "bt709", range: str = "limited"):
-    """The layout of frames in PyAV format `av_fmt`: rgb48le, else one `pixfmt` converts."""
+    """The layout of frames in PyAV format `av_fmt`: rgb48le, else one `pixfmt` converts (a 4:2:0
+    format of odd size in even slots)."""
     if av_fmt == RGB48:
         return RGB48Layout(height, width)
-    return PixfmtLayout(AV_TO_PIXFMT[av_fmt], height, width, matrix, range)
+    fmt = AV_TO_PIXFMT[av_fmt]
+    if pixfmt.FORMATS[fmt].yuv and (height % 2 or width % 2):
+        inner = PixfmtLayout(fmt, height + height % 2, width + width % 2, matrix, range)
+        return EvenPaddedLayout(inner, height, width)
+    return PixfmtLayout(fmt, height, width, matrix, range)
