@@ -10,7 +10,7 @@ Layout NCHW. The network predicts the cumulative velocity D(x_t, t) = x_t - x0.
 from __future__ import annotations
 
 import math
-from typing import Union
+from typing import Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -116,6 +116,20 @@ def softmax_over_channels(q: torch.Tensor) -> torch.Tensor:
     return q.softmax(dim=-2)
 
 
+def pointwise(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """A 1×1 convolution of NCHW `x` ([O, C, 1, 1] `weight`). In an exported ONNX graph it is a
+    MatMul over the flattened pixels: the attention reshapes its q, k, v and output to and from
+    [b, heads, d, pixels], and ONNX Runtime's CPU provider wraps every Conv next to a reshape in
+    layout reorders (NCHWc), which a MatMul needs none of (docs/PERF.md)."""
+    if not torch.onnx.is_in_onnx_export():
+        return F.conv2d(x, weight, bias)
+    b, c, h, w = x.shape
+    y = torch.matmul(weight.reshape(weight.shape[0], c), x.reshape(b, c, h * w))
+    if bias is not None:
+        y = y + bias.reshape(1, -1, 1)
+    return y.reshape(b, weight.shape[0], h, w)
+
+
 class LinearAttention(nn.Module):
     """Linear attention: q softmax over channels, k softmax over pixels, 4 heads × 32."""
 
@@ -147,7 +161,9 @@ class LinearAttention(nn.Module):
         q = softmax_over_channels(project(0)) * self.scale
         out = torch.matmul(context.transpose(-1, -2), q)  # [b, heads, e, pixels]
         del q
-        return self.to_out(out.to(x.dtype).reshape(b, self.heads * self.dim_head, h, w))
+        out = out.to(x.dtype).reshape(b, self.heads * self.dim_head, h, w)
+        projection, norm = self.to_out
+        return norm(pointwise(out, projection.weight, projection.bias))
 
     def _projector(self, x: torch.Tensor):
         """i -> q (0), k (1) or v (2) of `x`, [b, heads, dim_head, pixels] in fp32.
@@ -166,7 +182,7 @@ class LinearAttention(nn.Module):
             return qkv.__getitem__
         hidden = self.heads * self.dim_head
         weight = self.to_qkv.weight
-        return lambda i: F.conv2d(x, weight[i * hidden:(i + 1) * hidden]).float().reshape(shape)
+        return lambda i: pointwise(x, weight[i * hidden:(i + 1) * hidden]).float().reshape(shape)
 
 
 class PreNorm(nn.Module):

@@ -88,7 +88,7 @@ class VideoInfo:
 
     @property
     def layout(self):
-        """The layout (`layouts.PixfmtLayout` or `RGB48Layout`) of decoded batches."""
+        """The layout of decoded batches (`layouts.layout_for`)."""
         return layout_for(self.plan.av_work, self.height, self.width, self.colour.matrix, self.colour.range)
 
 

@@ -1,9 +1,13 @@
-"""ONNX Runtime on the CPU: the attention's softmax over channels as one Softmax node (axis -2)
-against the max/exp/sum/divide form the exporter now writes (`models.unet.softmax_over_channels`).
+"""ONNX Runtime on the CPU: the sampler graph as the exporter writes it now, against the graph
+with one export-only rewrite in `models.unet` undone (`--variant`):
 
-Both sampler graphs are exported in this process and timed alternately (A B A B ...), so load
-from other processes on a shared machine hits both alike; prints the median of each and their
-maximum difference.
+- softmax: the attention's softmax over channels as one Softmax node (axis -2) instead of the
+  max/exp/sum/divide form (`softmax_over_channels`);
+- pointwise: the attention's 1×1 projections as Conv nodes instead of MatMuls (`pointwise`).
+
+Both graphs are exported in this process and timed alternately (A B A B ...), so load from other
+processes on a shared machine hits both alike; prints the median of each and their maximum
+difference.
 """
 
 import argparse
@@ -18,23 +22,32 @@ from irflow_engine.export.onnx import export_graph, ort_session
 from irflow_engine.models import unet
 
 
+# --variant -> (function in models.unet, its plain PyTorch form, label)
+UNDO = {
+    "softmax": ("softmax_over_channels", lambda q: q.softmax(dim=-2), "Softmax axis -2 (before)"),
+    "pointwise": ("pointwise", torch.nn.functional.conv2d, "1x1 Conv (before)"),
+}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", default="irflow-denoise-s")
     p.add_argument("--size", default="448x304", help="WxH (default: 448x304)")
     p.add_argument("--steps", type=int, default=1)
     p.add_argument("--rounds", type=int, default=8)
+    p.add_argument("--variant", choices=sorted(UNDO), default="softmax", help="the rewrite to undo (default: softmax)")
     args = p.parse_args()
     w, h = map(int, args.size.split("x"))
     engine = Engine.from_checkpoint(args.model, steps=args.steps)
     model, schedule = engine.checkpoint.build_model(), engine.schedule
-    written = unet.softmax_over_channels
-    graphs = {"written out (now)": export_graph(model, schedule)}
-    unet.softmax_over_channels = lambda q: q.softmax(dim=-2)
+    name, plain, label = UNDO[args.variant]
+    written = getattr(unet, name)
+    graphs = {"as exported now": export_graph(model, schedule)}
+    setattr(unet, name, plain)
     try:
-        graphs["Softmax axis -2 (before)"] = export_graph(model, schedule)
+        graphs[label] = export_graph(model, schedule)
     finally:
-        unet.softmax_over_channels = written
+        setattr(unet, name, written)
     sessions = {name: ort_session(g, threads=torch.get_num_threads()) for name, g in graphs.items()}
     x = np.random.default_rng(0).random((1, 3, h, w), dtype=np.float32)
     outs, times = {}, {name: [] for name in sessions}
