@@ -50,7 +50,9 @@ def kept_tags(stream, container) -> Dict[str, str]:
 
 def is_cover_art(stream) -> bool:
     """A video stream that holds an album/cover picture (copied as it is, never restored)."""
-    return stream.type == "video" and bool(int(stream.disposition or 0) & ATTACHED_PIC)
+    flags = getattr(stream, "disposition", 0) or 0
+    flags = getattr(flags, "value", flags)   # PyAV < 16 gives an enum.Flag, which int() refuses
+    return stream.type == "video" and bool(int(flags) & ATTACHED_PIC)
 
 
 def main_video(container, path="input"):

@@ -174,7 +174,13 @@ class VideoSink:
             for k, v in s.metadata.items():
                 out.metadata[k] = v
             if s.disposition:   # default/forced tracks, a cover picture (attached_pic)
-                out.disposition = s.disposition
+                try:
+                    out.disposition = s.disposition
+                except (AttributeError, TypeError, ValueError):   # a PyAV that cannot set it
+                    if is_cover_art(s):   # unmarked, its picture would play as a second video: no packets
+                        log.warning("%s: the cover picture (stream #%d) is not kept: this PyAV cannot mark a "
+                                    "stream as one", info.path.name, s.index)
+                        continue
             self.copies[s.index] = out
 
     def write(self, raw: Optional[torch.Tensor], pts: List[int], durations: List[int], packets: Sequence) -> None:
