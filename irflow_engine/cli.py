@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser(
         "restore", help="restore an image, a folder of images, a video, or raw frames from stdin",
-        description="Restore one image (PNG/JPEG/TIFF/BMP/WebP), every image in a folder, a video file "
+        description="Restore one image (PNG/JPEG/TIFF/BMP/WebP/GIF; every frame of an animated PNG, WebP or GIF "
+                    "written as one of those), every image in a folder, a video file "
                     "(audio/subtitles copied, frame timing, colour tags and bit depth kept), or raw frames "
                     "piped through stdin/stdout ('-'). A folder's results keep their file names in the output "
                     "folder. Outputs are written to a temporary file and renamed, so a failure never leaves a "
@@ -136,12 +137,12 @@ def _plan_outputs(src: Path, dst: Path) -> List[Tuple[Path, Path]]:
             raise CliError("the output folder is the input folder: choose another so inputs are never touched")
         pairs = [(p, dst / p.name) for p in list_images(src)]
         if not pairs:
-            raise CliError(f"no images (png, jpg, tif, bmp, webp) in folder {src}")
+            raise CliError(f"no images (png, jpg, tif, bmp, webp, gif) in folder {src}")
         return pairs
     if dst.is_dir():
         dst = dst / src.name
     if not is_image_path(dst):
-        raise CliError(f"output {dst} has no image suffix (.png, .jpg, .tif, .bmp, .webp)")
+        raise CliError(f"output {dst} has no image suffix (.png, .jpg, .tif, .bmp, .webp, .gif)")
     if dst.resolve() == src.resolve():
         raise CliError("the output is the input: choose another path so the input is never touched")
     return [(src, dst)]
@@ -203,13 +204,34 @@ def cmd_restore(args) -> int:
 
 
 def _restore_image_file(engine, src: Path, dst: Path, args, progress=None) -> Tuple[int, int]:
-    """Restore one image file into `dst` (atomically), keeping alpha and colour profile; returns (H, W)."""
+    """Restore one image file into `dst` (atomically), keeping alpha and colour profile; returns (H, W).
+
+    An animation (APNG, animated WebP, GIF) written to .png/.webp/.gif has every frame restored;
+    a still format gets its first frame (`load_image` warns)."""
+    from .animation import ANIMATION_SUFFIXES, is_animation
     from .images import load_image, write_image
 
+    if dst.suffix.lower() in ANIMATION_SUFFIXES and is_animation(src):
+        return _restore_animation_file(engine, src, dst, args, frame_bar=progress is not None)
     image = load_image(src)
     restored = engine.restore(image.pixels, tile=args.tile, tile_overlap=args.tile_overlap, progress=progress)
     write_image(dst, restored, image.alpha_to_write, icc_profile=image.icc_profile)   # 16-bit in, 16-bit out
     return image.rgb.shape[:2]
+
+
+def _restore_animation_file(engine, src: Path, dst: Path, args, frame_bar: bool) -> Tuple[int, int]:
+    """Restore every frame of an animated image into `dst` (atomically), with its timing; returns (H, W)."""
+    from tqdm import tqdm
+
+    from .animation import read_animation, restore_animation, write_animation
+
+    animation = read_animation(src)
+    with tqdm(total=len(animation.frames), desc="frames", unit="frame", file=sys.stderr,
+              disable=None if frame_bar else True) as bar:
+        restored = restore_animation(engine, animation, tile=args.tile, tile_overlap=args.tile_overlap,
+                                     progress=bar.update)
+    write_animation(dst, restored)
+    return animation.frames[0].shape[:2]
 
 
 class _PartsBar:

@@ -19,7 +19,7 @@ import numpy as np
 from . import images16
 from .atomic import atomic_path
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif")
 ICC_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")   # formats Pillow embeds a profile in
 SIXTEEN_BIT_SUFFIXES = (".png", ".tif", ".tiff")                       # 16-bit output (images16)
 
@@ -91,7 +91,9 @@ def load_image(path) -> ImageFile:
                 raise ImageFileError(f"{path}: 32-bit floating-point samples are not supported (their scale is "
                                      "not defined); convert the image to 8 or 16 bits per sample")
             if getattr(im, "n_frames", 1) > 1:
-                log.warning("%s holds %d pages or frames; only the first is restored", path, im.n_frames)
+                kept = (" (irflow restore keeps every frame when it writes .png, .webp or .gif)"
+                        if im.format in ("PNG", "WEBP", "GIF") else "")
+                log.warning("%s holds %d pages or frames; only the first is read%s", path, im.n_frames, kept)
             icc = rgb_icc_profile(im.info.get("icc_profile"))
             try:
                 im = ImageOps.exif_transpose(im)
@@ -137,8 +139,8 @@ def write_image(path, rgb: np.ndarray, alpha: Optional[np.ndarray] = None, quali
                 icc_profile: Optional[bytes] = None) -> None:
     """Write uint8 (or uint16) H×W×3, plus optional alpha and ICC profile, to `path`, atomically
     (temp file, then rename). uint16 pixels make a 16-bit PNG or TIFF (other formats get them
-    rounded to 8 bits). BMP stores neither alpha nor
-    a profile."""
+    rounded to 8 bits). BMP stores neither alpha nor a profile; GIF is quantised to 256 colours,
+    its alpha to one transparent colour, and stores no profile."""
     from PIL import Image
 
     path = Path(path)
@@ -153,7 +155,7 @@ def write_image(path, rgb: np.ndarray, alpha: Optional[np.ndarray] = None, quali
             return
         rgb, alpha = to_uint8(rgb), None if alpha is None else to_uint8(alpha)
     im = Image.fromarray(rgb, "RGB")
-    if alpha is not None and path.suffix.lower() in (".png", ".tif", ".tiff", ".webp"):
+    if alpha is not None and path.suffix.lower() in (".png", ".tif", ".tiff", ".webp", ".gif"):
         im.putalpha(Image.fromarray(alpha, "L"))
     fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}.get(
         path.suffix.lower(), path.suffix[1:].upper())

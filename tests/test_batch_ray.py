@@ -203,6 +203,36 @@ def test_videos_whole_and_segmented(tmp_path, local_ray, tiny_checkpoint):
     assert records[str(clips / "long.mkv")]["parts"] == 2  # keyframes every 0.24 s, parts of >= 0.3 s and records[str(clips / "short.mkv")]["parts"] is None
 
 
+def test_animations_restore_every_frame(tmp_path, local_ray, tiny_checkpoint):
+    """An APNG and an animated GIF in a batch are restored whole (every frame, timing kept), beside a still."""
+    from irflow_engine.animation import Animation, read_animation, write_animation
+
+    rng = np.random.default_rng(4)
+    frames = [rng.integers(0, 256, size=(17, 26, 3), dtype=np.uint8) for _ in range(3)]
+    src = tmp_path / "in"
+    write_animation(src / "anim.png", Animation(frames, [30, 60, 90], loop=0))
+    palette = rng.integers(0, 256, size=(8, 3), dtype=np.uint8)   # a GIF holds these exactly
+    gif_frames = [palette[rng.integers(0, 8, size=(15, 22))] for _ in range(2)]
+    write_animation(src / "anim.gif", Animation(gif_frames, [70, 80], loop=1))
+    write_image(src / "still.png", frames[0])
+    out = tmp_path / "out"
+    summary = restore_batch(BatchJob(out_dir=str(out), model=str(tiny_checkpoint), steps=1, workers=1),
+                            [str(src)], progress=False)
+    assert (summary.done, summary.failed) == (3, 0)
+    records = json.loads((out / "manifest.json").read_text())["inputs"]
+    assert records[str(src / "anim.png")]["kind"] == "animation" and records[str(src / "anim.png")]["frames"] == 3
+    assert records[str(src / "still.png")]["kind"] == "image"
+    engine = Engine.from_checkpoint(tiny_checkpoint, steps=1)
+    got = read_animation(out / "anim.png")
+    assert got.durations == [30, 60, 90] and got.loop == 0
+    for k in range(3):
+        np.testing.assert_array_equal(got.frames[k], engine.restore(frames[k]))
+    got = read_animation(out / "anim.gif")
+    assert len(got.frames) == 2 and got.durations == [70, 80] and got.loop == 1
+    for k in range(2):   # quantised to the GIF's palette on writing
+        assert np.abs(got.frames[k] - engine.restore(gif_frames[k]).astype(float)).mean() < 4
+
+
 def test_split_makes_keyframe_parts(tmp_path):
     from irflow_engine.batch.segments import split_at_keyframes
     from irflow_engine.video.synth import write_noisy_pan

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
+from ..animation import is_animation
 from ..images import is_image_path
 
 from ..video.cli import VIDEO_SUFFIXES
@@ -67,7 +68,7 @@ class BatchJob:
 class WorkItem:
     src: str
     dst: str
-    kind: str  # "image" | "video"
+    kind: str  # "image" | "video" | "animation" (an APNG, animated WebP or GIF: every frame restored)
 
 
 def _expand(inputs: Sequence[str]) -> List[Path]:
@@ -91,7 +92,8 @@ def _expand(inputs: Sequence[str]) -> List[Path]:
 def plan_work(inputs: Sequence[str], out_dir, overwrite: bool = False) -> Tuple[List[WorkItem], List[WorkItem]]:
     """(to do, already done): each input file maps to OUT_DIR/<its file name>; absolute paths.
 
-    Folders contribute their images and videos (not recursively). Two inputs with the same file
+    Folders contribute their images and videos (not recursively); an animated image is an
+    "animation", restored whole like a short video. Two inputs with the same file
     name, or an output that would overwrite an input, are errors. Outputs that exist are "done"
     unless `overwrite`.
     """
@@ -110,6 +112,7 @@ def plan_work(inputs: Sequence[str], out_dir, overwrite: bool = False) -> Tuple[
         dst = out / name
         if dst.resolve() == src.resolve():
             raise ValueError(f"output {dst} is the input itself: choose another output folder")
-        item = WorkItem(str(src), str(dst), "image" if is_image_path(src) else "video")
+        kind = ("animation" if is_animation(src) else "image") if is_image_path(src) else "video"
+        item = WorkItem(str(src), str(dst), kind)
         (done if dst.exists() and not overwrite else todo).append(item)
     return todo, done

@@ -241,6 +241,22 @@ def restore_video_file(job: BatchJob, src: str, dst: str, threads: int, part: bo
     return {"frames": report.frames, "seconds": report.seconds}
 
 
+def restore_animation_file(job: BatchJob, src: str, dst: str, threads: int) -> Dict:
+    """Restore every frame of one animated image (`irflow_engine.animation`); {"frames", "seconds"} or {"error"}."""
+    from ..animation import read_animation, restore_animation, write_animation
+
+    if claim_marker(job.fail_once):
+        raise RuntimeError(f"injected failure (fail_once marker {job.fail_once})")
+    t0 = time.perf_counter()
+    try:
+        engine = build_engine(job, threads)
+        animation = read_animation(src)
+        write_animation(dst, restore_animation(engine, animation))
+    except INPUT_ERRORS as e:
+        return {"error": str(e)}
+    return {"frames": len(animation.frames), "seconds": time.perf_counter() - t0}
+
+
 def split_video(src: str, folder: str, seconds: float) -> Dict:
     from .segments import split_at_keyframes
 
@@ -260,7 +276,8 @@ def join_video(parts: List[str], original: str, dst: str) -> Dict:
 
 
 class VideoRuns:
-    """Drives every video through its Ray tasks and records each result in the manifest."""
+    """Drives every video (and animated image) through its Ray tasks and records each result in the
+    manifest."""
 
     def __init__(self, job: BatchJob, manifest: Manifest, ray, progress):
         self.job, self.manifest, self.ray, self.progress = job, manifest, ray, progress
@@ -269,6 +286,7 @@ class VideoRuns:
         if job.gpus_per_worker > 0:
             options["num_gpus"] = job.gpus_per_worker
         self.restore = ray.remote(restore_video_file).options(**options)
+        self.restore_animation = ray.remote(restore_animation_file).options(**options)
         self.split = ray.remote(split_video).options(num_cpus=IO_TASK_CPUS, max_retries=job.max_retries)
         self.join = ray.remote(join_video).options(num_cpus=IO_TASK_CPUS, max_retries=job.max_retries)
         self.pending: Dict = {}   # ObjectRef -> (item, stage, state)
@@ -279,6 +297,10 @@ class VideoRuns:
         seconds = self.job.segment_seconds
         for item in items:
             state = {"t0": time.perf_counter(), "parts": [], "left": 0, "folder": None, "failed": False}
+            if item.kind == "animation":
+                ref = self.restore_animation.remote(self.job, item.src, item.dst, int(round(self.cpus)))
+                self.pending[ref] = (item, "whole", state)
+                continue
             try:
                 long = seconds is not None and video_duration(item.src) > 1.5 * seconds
             except INPUT_ERRORS as e:
@@ -368,7 +390,7 @@ def restore_batch(job: BatchJob, inputs: Sequence[str], progress: bool = True) -
     started = _init_ray(job, ray) if todo else False
     try:
         images = [i for i in todo if i.kind == "image"]
-        videos = [i for i in todo if i.kind == "video"]
+        videos = [i for i in todo if i.kind in ("video", "animation")]
         runs = VideoRuns(job, manifest, ray, report) if videos else None
         if runs:
             runs.submit(videos)      # video tasks start now and run beside the image pipeline
