@@ -312,6 +312,72 @@ def test_start_timecode_is_kept(suffix, tmp_path, tiny_checkpoint, caplog):
         assert tags.get("timecode") == "01:02:03:04"
 
 
+def _klv_ts(path, frames=6):
+    """An MPEG-TS like a drone's: MPEG-2 video and a KLV metadata stream, one packet per frame."""
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("mpeg2video", rate=25)
+        v.width, v.height, v.pix_fmt = 32, 24, "yuv420p"
+        d = c.add_data_stream("klv")
+        rng = np.random.default_rng(5)
+        for i in range(frames):
+            f = av.VideoFrame.from_ndarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8), format="rgb24")
+            f.pts = i
+            c.mux(v.encode(f))
+            # a KLV set: 16-byte universal key, BER length, value
+            p = av.Packet(bytes([6, 14, 43, 52, 2, 11, 1, 1, 14, 1, 3, 1, 1, 0, 0, 0, 5]) + bytes([i, 7, 7, 9, i]))
+            p.stream, p.time_base = d, Fraction(1, 90000)
+            p.pts = p.dts = 3600 * i
+            c.mux(p)
+        c.mux(v.encode(None))
+
+
+@pytest.mark.parametrize("suffix", [".ts", ".mkv", ".m2ts"])
+def test_klv_data_stream_is_copied_where_the_container_holds_it(suffix, tmp_path, tiny_checkpoint, caplog):
+    """A KLV stream is copied packet for packet (payload and time) into MPEG-TS; Matroska and
+    Blu-ray TS (.m2ts) cannot hold it, so it is dropped with a warning that names it, and the video
+    is still written. The MPEG-2 video is re-encoded on its frame grid (its encoder refuses the
+    stream's 1/90000 time base)."""
+    import logging
+
+    src = tmp_path / "drone.ts"
+    _klv_ts(src)
+    out = tmp_path / f"out{suffix}"
+    with caplog.at_level(logging.WARNING):
+        Engine.from_checkpoint(tiny_checkpoint, steps=1).restore_video(src, out, progress=False)
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].frames in (0, 6) and len(list(c.decode(video=0))) == 6
+        kinds = [x.type for x in c.streams]
+    want = _data_packets(src)
+    assert len(want) == 6 and len({w[1] for w in want}) == 6
+    if suffix == ".ts":
+        assert kinds == ["video", "data"] and "not kept" not in caplog.text
+        assert _data_packets(out) == want
+    else:
+        assert kinds == ["video"] and "klv data stream #1 is not kept" in caplog.text
+
+
+@pytest.mark.parametrize("suffix", [".ts", ".m2ts"])
+def test_h264_aac_transport_stream(suffix, tmp_path, tiny_checkpoint):
+    """H.264 + AAC in MPEG-TS (broadcast captures, AVCHD .m2ts/.mts) into MPEG-TS: the muxer has no
+    codec table, so PyAV's list of what it holds names only MPEG-2 video and MP2 audio; the codecs
+    the muxer does not refuse are written. Frames and audio packets kept."""
+    src = tmp_path / "capture.ts"
+    write_noisy_pan(src, size=(48, 32), frames=5, rate=25, seed=3)
+    out = tmp_path / f"out{suffix}"
+    Engine.from_checkpoint(tiny_checkpoint, steps=1).restore_video(src, out, progress=False)
+    facts, decoded = _video(out)
+    assert facts["streams"] == [("video", "h264"), ("audio", "aac")] and len(decoded) == 5
+    assert [p[3] for p in _packets(out, "audio")] == [p[3] for p in _packets(src, "audio")]
+
+
+def _data_packets(path):
+    """(pts in seconds relative to the first video frame, payload) of the first data stream."""
+    with av.open(str(path)) as c:
+        s, v = c.streams.data[0], c.streams.video[0]
+        start = v.start_time * v.time_base
+        return [((p.pts * s.time_base) - start, bytes(p)) for p in c.demux(s) if p.size]
+
+
 def _odd_clip(path, pix_fmt, frames=2):
     """An FFV1 clip of a smooth picture, 33×25 pixels, in `pix_fmt`."""
     y, x = np.mgrid[0:25, 0:33]

@@ -69,6 +69,13 @@ def is_timecode_track(stream) -> bool:
     return stream.type == "data" and bool(stream.metadata.get("timecode"))
 
 
+def is_copyable_data(stream) -> bool:
+    """A data stream whose codec FFmpeg names (KLV metadata, timed ID3): copied where the output's
+    muxer stores that codec (`encode.muxer_takes`). Codec-less ones (GoPro's GPMF) cannot be muxed
+    through PyAV; a timecode track is rewritten from the video's tag instead."""
+    return stream.type == "data" and not is_timecode_track(stream) and bool(getattr(stream, "name", None))
+
+
 @dataclass(frozen=True)
 class VideoInfo:
     """What the output should keep of the input's video stream."""
@@ -150,14 +157,16 @@ class VideoSource:
         except BaseException:
             self.container.close()
             raise
-        self.copied = [s for s in self.container.streams if s.type in COPIED_TYPES or is_cover_art(s)]
+        self.copied = [s for s in self.container.streams
+                       if s.type in COPIED_TYPES or is_cover_art(s) or is_copyable_data(s)]
         skipped = [f"#{s.index} ({s.type})" for s in self.container.streams
                    if s is not self.stream and s.type not in COPIED_TYPES and s.type != "video"
-                   and not is_timecode_track(s)]
+                   and not is_timecode_track(s) and not is_copyable_data(s)]
         extra_video = [f"#{s.index}" for s in self.container.streams.video
                        if s is not self.stream and not is_cover_art(s)]
         if skipped or extra_video:
-            log.warning("%s: only the first video stream is restored and audio/subtitle streams copied; "
+            log.warning("%s: only the first video stream is restored and audio, subtitle and data streams "
+                        "with a named codec copied; "
                         "not kept: %s", self.path.name, ", ".join(extra_video + skipped))
 
     def _probe(self):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence
 
@@ -33,6 +34,25 @@ QUIET_OPTIONS = {"libx265": {"x265-params": "log-level=error"}}
 # Muxers that store a cover picture (an attached_pic stream; tried 2026-11-27: mov drops it, Matroska
 # keeps covers as attachments).
 COVER_ART_MUXERS = ("mp4", "ipod")
+# Muxers that data streams (KLV metadata, timed ID3) are copied into: MPEG-TS stores them (tried); others
+# refuse them, or accept them in the codec query and then fail writing the header (MPEG-PS, and MPEG-TS
+# in Blu-ray mode, which FFmpeg uses for .m2ts and which has no PID for a data stream).
+DATA_MUXERS = ("mpegts",)
+NO_DATA_SUFFIXES = (".m2ts",)
+
+
+# Encoders of the MPEG-1/2 and MPEG-4 Part 2 family take a frame-rate time base: FFmpeg refuses an
+# MPEG-TS/PS stream's 1/90000 ("MPEG-1/2 does not support 1/90000 fps"; MPEG-4 allows denominators
+# up to 65535). They are constant-rate codecs; their frames are timed on 1/rate.
+FRAME_GRID_CODECS = ("mpeg1video", "mpeg2video", "mpeg4", "h263", "h263p", "msmpeg4", "msmpeg4v2", "wmv1",
+                     "wmv2", "flv")
+
+
+def encoder_time_base(codec: str, info: VideoInfo) -> Fraction:
+    """The encoder's time base: the input stream's, or 1/rate for `FRAME_GRID_CODECS`."""
+    if codec in FRAME_GRID_CODECS and info.rate and info.time_base != 1 / info.rate:
+        return 1 / Fraction(info.rate)
+    return info.time_base
 
 
 @dataclass(frozen=True)
@@ -55,18 +75,40 @@ def _encoder(name: str):
         return None
 
 
-def choose_codec(info: VideoInfo, requested: Optional[str], supported: Sequence[str]) -> str:
+def muxer_takes(container, codec: str) -> bool:
+    """Whether the output `container`'s muxer can store a `codec` stream: FFmpeg's
+    avformat_query_codec does not refuse it. Muxers without codec tables (MPEG-TS, MPEG-PS, Ogg)
+    answer "unknown" for most codecs, and PyAV's `supported_codecs` lists only the certain ones
+    (MPEG-TS: mpeg2video and mp2, not H.264 or AAC), so its add_data_stream, which refuses only
+    what the muxer refuses, is tried on a throwaway output of the same format."""
+    import io
+
+    import av
+
+    if codec in container.supported_codecs:
+        return True
+    if not hasattr(container, "add_data_stream"):   # an older PyAV: the certain ones only
+        return False
+    try:
+        with av.open(io.BytesIO(), mode="w", format=container.format.name) as probe:
+            probe.add_data_stream(codec)
+        return True
+    except (ValueError, av.FFmpegError):
+        return False
+
+
+def choose_codec(info: VideoInfo, requested: Optional[str], container) -> str:
     if requested:
         codec = _encoder(requested)
         if codec is None or codec.type != "video":
             raise VideoError(f"unknown video encoder {requested!r} (e.g. libx264, libx265, ffv1, libvpx-vp9)")
-        if codec.name not in supported and codec.canonical_name not in supported:
+        if not muxer_takes(container, codec.canonical_name):
             raise VideoError(f"the output container cannot hold {requested}; choose another codec or suffix")
         return codec.name
     fallback = "libx265" if info.plan.bits > 8 else "libx264"
     for name in (info.codec, fallback):
         codec = _encoder(name)
-        if codec is not None and (codec.name in supported or codec.canonical_name in supported):
+        if codec is not None and muxer_takes(container, codec.canonical_name):
             return codec.name
     raise VideoError(f"the output container holds neither {info.codec} nor {fallback}; choose --codec")
 
@@ -102,6 +144,8 @@ def encoder_options(codec: str, opts: EncodeOptions) -> Dict[str, str]:
     return out
 
 
+
+
 class VideoSink:
     """An output file being written: the restored video stream plus the copied streams."""
 
@@ -109,7 +153,7 @@ class VideoSink:
                  metadata: Optional[Mapping[str, str]] = None):
         import av
 
-        self.info = info
+        self.info, self.path = info, Path(path)
         self.frame_duration = hasattr(av.VideoFrame, "duration")  # PyAV >= 14.1
         try:
             # The container format follows the file name's suffix.
@@ -129,15 +173,14 @@ class VideoSink:
         import av
 
         info, c = self.info, self.container
-        supported = c.supported_codecs
-        codec = choose_codec(info, opts.codec, supported)
+        codec = choose_codec(info, opts.codec, c)
         self.pix_fmt = choose_pix_fmt(codec, info, opts.pix_fmt)
         self.codec = codec
         stream = c.add_stream(codec, rate=info.rate, options=encoder_options(codec, opts))
         stream.width, stream.height, stream.pix_fmt = info.width, info.height, self.pix_fmt
         stream.time_base = info.time_base
         cc = stream.codec_context
-        cc.time_base = info.time_base
+        cc.time_base = encoder_time_base(codec, info)   # frames are rebased to it by PyAV
         if codec not in CRF_DEFAULTS and codec not in LOSSLESS_CODECS and info.bit_rate and "b" not in (opts.options or {}):
             cc.bit_rate = info.bit_rate
         # The encoder-side work format: pixfmt writes it directly when it can, else swscale converts.
@@ -162,12 +205,20 @@ class VideoSink:
         self.stream = stream
         self.copies: Dict[int, object] = {}
         for s in copied:
+            if s.type == "data":
+                if (c.format.name not in DATA_MUXERS or self.path.suffix.lower() in NO_DATA_SUFFIXES
+                        or not muxer_takes(c, s.name)):
+                    log.warning("%s: the %s data stream #%d is not kept: a %s file cannot hold it (a .ts "
+                                "output can)", info.path.name, s.name, s.index, self.path.suffix)
+                    continue
+                self.copies[s.index] = c.add_stream_from_template(s)
+                continue
             name = s.codec_context.name
             if is_cover_art(s) and c.format.name.split(",")[0] not in COVER_ART_MUXERS:
                 log.warning("%s: the cover picture (stream #%d) is not kept: a %s file has no place for it",
                             info.path.name, s.index, c.format.name.split(",")[0])
                 continue
-            if name not in supported:
+            if not muxer_takes(c, name):
                 raise VideoError(f"the output container cannot hold the input's {s.type} stream #{s.index} "
                                  f"({name}) without re-encoding; use the input's container ({info.path.suffix})")
             out = c.add_stream_from_template(s)
