@@ -461,6 +461,35 @@ def test_truncated_mp4_gives_a_clear_error_and_no_output(clip, tmp_path, tiny_ch
     assert _leftovers(tmp_path, {"cut.mp4"}) == []
 
 
+def test_avi_with_skipped_frames_is_not_truncated(tmp_path, tiny_checkpoint):
+    """A variable-rate capture in AVI: skipped frames are empty index entries that the header counts
+    as frames. The file is whole (its frames span the announced length): restored, with the times of
+    the frames it holds."""
+    src = tmp_path / "capture.avi"
+    held = [0, 2, 3, 4, 6, 7]
+    rng = np.random.default_rng(6)
+    with av.open(str(src), "w") as c:
+        s = c.add_stream("mjpeg", rate=25)
+        s.width, s.height, s.pix_fmt = 32, 24, "yuvj420p"
+        for t in held:
+            f = av.VideoFrame.from_ndarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8), format="rgb24")
+            f.pts = t
+            c.mux(s.encode(f))
+        c.mux(s.encode(None))
+    with av.open(str(src)) as c:
+        assert c.streams.video[0].frames == 8            # the premise: 2 empty entries counted
+    out = tmp_path / "out.avi"
+    Engine.from_checkpoint(tiny_checkpoint, steps=1).restore_video(src, out, progress=False)
+    with av.open(str(out)) as c:
+        assert [f.pts for f in c.decode(video=0)] == held
+    cut = tmp_path / "cut.avi"   # but a file that ends early is still caught
+    data = src.read_bytes()
+    cut.write_bytes(data[: len(data) * 3 // 4])
+    with pytest.raises(TruncatedVideoError, match="of its 8 frames"):
+        Engine.from_checkpoint(tiny_checkpoint, steps=1).restore_video(cut, tmp_path / "cut_out.avi", progress=False)
+    assert not (tmp_path / "cut_out.avi").exists()
+
+
 def test_truncated_mkv_is_detected_after_decoding(tmp_path, tiny_checkpoint):
     full = write_noisy_pan(tmp_path / "full.mkv", size=(64, 48), frames=12, codec="ffv1", audio=False).path
     data = full.read_bytes()

@@ -203,6 +203,7 @@ class VideoSource:
         self.stream.thread_type = "AUTO"
         step = int(round(1 / (info.rate * info.time_base))) if info.rate else 1
         count = 0
+        first_pts = last_pts = None   # the decoded frames' time span, for the truncation check
         batch: Optional[DecodedBatch] = None
         packets: list = []
         demuxer = self.container.demux(self.stream, *self.copied)
@@ -232,6 +233,8 @@ class VideoSource:
                         frame = frame.reformat(format=plan.av_work, **info.colour.swscale_args())
                     copy_to_slot(frame, batch.raw[batch.n].numpy(), plan.av_work)
                     batch.pts.append(frame.pts if frame.pts is not None else count * step)
+                    first_pts = batch.pts[-1] if first_pts is None else min(first_pts, batch.pts[-1])
+                    last_pts = batch.pts[-1] if last_pts is None else max(last_pts, batch.pts[-1])
                     batch.durations.append(getattr(frame, "duration", None) or step)  # PyAV >= 14.1
                 batch.n += 1
                 count += 1
@@ -243,10 +246,16 @@ class VideoSource:
             batch = batch or DecodedBatch(None, 0, [], [])  # packets after the last frame
             batch.packets = packets
             yield batch
-        if info.frames_exact and count < info.frames:
+        # A file whose frames span its announced length is whole even with fewer frames than announced:
+        # AVI counts the empty index entries of skipped frames (a variable-rate capture) as frames.
+        spanned = count if first_pts is None else max(count, (last_pts - first_pts) // max(step, 1) + 1)
+        if info.frames_exact and spanned < info.frames:
             raise TruncatedVideoError(f"{self.path} ended after {count} of its {info.frames} frames: the file is "
                                       "truncated or corrupt; no output was written")
-        if not info.frames_exact and info.frames and count < info.frames - 1:
+        if info.frames_exact and count < info.frames:
+            log.info("%s: %d of its %d frames are empty entries (skipped frames); their times stay empty",
+                     self.path.name, info.frames - count, info.frames)
+        if not info.frames_exact and info.frames and spanned < info.frames - 1:
             raise TruncatedVideoError(f"{self.path} ended after {count} frames, but its duration "
                                       f"({info.duration:.3f} s) announces about {info.frames}: the file is truncated "
                                       "or corrupt; no output was written")
