@@ -370,6 +370,46 @@ def test_h264_aac_transport_stream(suffix, tmp_path, tiny_checkpoint):
     assert [p[3] for p in _packets(out, "audio")] == [p[3] for p in _packets(src, "audio")]
 
 
+def _clip_in(path, video_codec, audio_codec, frames=4):
+    """A short clip in the container of `path`'s suffix: random frames, silent audio."""
+    rng = np.random.default_rng(7)
+    with av.open(str(path), "w") as c:
+        v = c.add_stream(video_codec, rate=25)
+        v.width, v.height, v.pix_fmt = 32, 24, "yuv420p"
+        a = c.add_stream(audio_codec, rate=48000) if audio_codec else None
+        for i in range(frames):
+            f = av.VideoFrame.from_ndarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8), format="rgb24")
+            f.pts = i
+            c.mux(v.encode(f))
+        if a is not None:
+            size = a.codec_context.frame_size or 1024
+            for i in range(4):
+                af = av.AudioFrame(format=a.codec_context.format.name, layout=a.codec_context.layout.name,
+                                   samples=size)
+                for plane in af.planes:
+                    plane.update(bytes(plane.buffer_size))
+                af.sample_rate, af.pts = 48000, i * size
+                c.mux(a.encode(af))
+            c.mux(a.encode(None))
+        c.mux(v.encode(None))
+
+
+@pytest.mark.parametrize("suffix,video_codec,audio_codec", [
+    (".mpg", "mpeg2video", "mp2"),     # a DVD-style program stream (refused before: "holds neither")
+    (".y4m", "rawvideo", None),        # refused before: PyAV names only wrapped_avframe for y4m
+    (".mts", "libx264", "ac3"),        # AVCHD
+    (".avi", "mpeg4", "mp2"),
+])
+def test_containers_without_codec_tables_round_trip(suffix, video_codec, audio_codec, tmp_path, tiny_checkpoint):
+    src = tmp_path / f"in{suffix}"
+    _clip_in(src, video_codec, audio_codec)
+    out = tmp_path / f"out{suffix}"
+    Engine.from_checkpoint(tiny_checkpoint, steps=1).restore_video(src, out, progress=False)
+    with av.open(str(src)) as a, av.open(str(out)) as b:
+        assert [(s.type, s.codec_context.name) for s in b.streams] == [(s.type, s.codec_context.name) for s in a.streams]
+        assert len(list(b.decode(video=0))) == 4
+
+
 def _data_packets(path):
     """(pts in seconds relative to the first video frame, payload) of the first data stream."""
     with av.open(str(path)) as c:

@@ -38,6 +38,8 @@ COVER_ART_MUXERS = ("mp4", "ipod")
 # refuse them, or accept them in the codec query and then fail writing the header (MPEG-PS, and MPEG-TS
 # in Blu-ray mode, which FFmpeg uses for .m2ts and which has no PID for a data stream).
 DATA_MUXERS = ("mpegts",)
+# Muxers without a codec table that hold what their own code checks (see muxer_takes); y4m takes rawvideo.
+OPEN_MUXERS = ("mpegts", "mpeg", "yuv4mpegpipe")
 NO_DATA_SUFFIXES = (".m2ts",)
 
 
@@ -76,18 +78,21 @@ def _encoder(name: str):
 
 
 def muxer_takes(container, codec: str) -> bool:
-    """Whether the output `container`'s muxer can store a `codec` stream: FFmpeg's
-    avformat_query_codec does not refuse it. Muxers without codec tables (MPEG-TS, MPEG-PS, Ogg)
-    answer "unknown" for most codecs, and PyAV's `supported_codecs` lists only the certain ones
-    (MPEG-TS: mpeg2video and mp2, not H.264 or AAC), so its add_data_stream, which refuses only
-    what the muxer refuses, is tried on a throwaway output of the same format."""
+    """Whether the output `container`'s muxer can store a `codec` stream.
+
+    PyAV's `supported_codecs` lists what FFmpeg's avformat_query_codec is sure of. Muxers without
+    codec tables answer "unknown" for most codecs, so for MPEG-TS it names only mpeg2video and mp2,
+    not H.264 or AAC, and for MPEG-PS not even mpeg2video. For those (`OPEN_MUXERS`) a codec is taken
+    unless the query refuses it: PyAV's add_data_stream, which refuses only that, is tried on a
+    throwaway output of the same format. (Ogg also answers "unknown" but holds few codecs: the sure
+    list only, so an H.264 fallback is refused here with a clear error, not by the muxer's header.)"""
     import io
 
     import av
 
     if codec in container.supported_codecs:
         return True
-    if not hasattr(container, "add_data_stream"):   # an older PyAV: the certain ones only
+    if container.format.name not in OPEN_MUXERS or not hasattr(container, "add_data_stream"):
         return False
     try:
         with av.open(io.BytesIO(), mode="w", format=container.format.name) as probe:
