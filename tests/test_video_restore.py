@@ -530,6 +530,31 @@ def test_avi_with_skipped_frames_is_not_truncated(tmp_path, tiny_checkpoint):
     assert not (tmp_path / "cut_out.avi").exists()
 
 
+def test_b_frames_in_avi_get_ordered_times(tmp_path, tiny_checkpoint):
+    """AVI stores decoding times only, so H.264 with B-frames decodes with times out of order
+    (1, 2, 4, 3, ...), which encoders and muxers refuse. The output holds every frame, in display
+    order, with the input's times sorted."""
+    src = tmp_path / "camera.avi"
+    rng = np.random.default_rng(8)
+    with av.open(str(src), "w") as c:
+        s = c.add_stream("libx264", rate=25, options={"bframes": "3", "b-pyramid": "normal"})
+        s.width, s.height, s.pix_fmt = 32, 24, "yuv420p"
+        for i in range(12):
+            f = av.VideoFrame.from_ndarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8), format="rgb24")
+            f.pts = i
+            c.mux(s.encode(f))
+        c.mux(s.encode(None))
+    with av.open(str(src)) as c:
+        times = [f.pts for f in c.decode(video=0)]
+    assert times != sorted(times), f"the premise: decoded times out of order, got {times}"
+    out = tmp_path / "out.mkv"
+    Engine.from_checkpoint(tiny_checkpoint, steps=1).restore_video(src, out, progress=False)
+    with av.open(str(out)) as c:
+        got = [f.time for f in c.decode(video=0)]
+    assert len(got) == 12 and got == sorted(got)
+    assert np.allclose(got, [t / 25 for t in sorted(times)], atol=1e-3)
+
+
 def test_truncated_mkv_is_detected_after_decoding(tmp_path, tiny_checkpoint):
     full = write_noisy_pan(tmp_path / "full.mkv", size=(64, 48), frames=12, codec="ffv1", audio=False).path
     data = full.read_bytes()

@@ -10,11 +10,13 @@ codecs untouched. Audio and subtitle packets are remuxed unchanged.
 
 from __future__ import annotations
 
+import heapq
 import logging
+from collections import deque
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Deque, Dict, List, Mapping, Optional, Sequence
 
 import torch
 
@@ -38,6 +40,9 @@ COVER_ART_MUXERS = ("mp4", "ipod")
 # refuse them, or accept them in the codec query and then fail writing the header (MPEG-PS, and MPEG-TS
 # in Blu-ray mode, which FFmpeg uses for .m2ts and which has no PID for a data stream).
 DATA_MUXERS = ("mpegts",)
+# Frames the sink holds to sort their times (`VideoSink.write`): covers B-frame reordering up to this
+# depth (x264's default B-pyramid reorders by 2; MPEG-4 ASP by 1).
+REORDER_DEPTH = 4
 # Muxers without a codec table that hold what their own code checks (see muxer_takes); y4m takes rawvideo.
 OPEN_MUXERS = ("mpegts", "mpeg", "yuv4mpegpipe")
 NO_DATA_SUFFIXES = (".m2ts",)
@@ -208,6 +213,8 @@ class VideoSink:
                 log.warning("%s: the input is displayed rotated by %g°, which this PyAV (< 18) cannot write: "
                             "the output will play unrotated", info.path.name, info.rotation)
         self.stream = stream
+        self._held: Deque = deque()   # (frame, duration) waiting for its time (`write`)
+        self._times: List[int] = []   # a heap of the waiting frames' times
         self.copies: Dict[int, object] = {}
         for s in copied:
             if s.type == "data":
@@ -240,19 +247,37 @@ class VideoSink:
             self.copies[s.index] = out
 
     def write(self, raw: Optional[torch.Tensor], pts: List[int], durations: List[int], packets: Sequence) -> None:
-        """Encode the frames in `raw` (host, the layout's format; None: no frames) and mux them, then `packets`."""
-        info, c = self.info, self.container
+        """Encode the frames in `raw` (host, the layout's format; None: no frames) and mux them, then `packets`.
+
+        Frames arrive in display order. Each is encoded `REORDER_DEPTH` frames late with the smallest
+        time among those waiting: inputs whose decoded times are out of order (H.264 or MPEG-4 with
+        B-frames in AVI, which stores decoding times only: 1, 2, 4, 3, 5, ...) get their times sorted,
+        which encoders and muxers require; ordered times are unchanged.
+        """
+        info = self.info
         for i in range(0 if raw is None else raw.shape[0]):
             frame = frame_from_slot(raw[i].numpy(), self.work_av, info.width, info.height)
             if self.reformat:
                 frame = frame.reformat(format=self.pix_fmt, **info.colour.swscale_args())
-            frame.pts, frame.time_base = pts[i], info.time_base
-            if self.frame_duration:  # lets the muxer give the last frame its length
-                frame.duration = durations[i]
+            frame.time_base = info.time_base
             for k, v in self.tags.items():
                 setattr(frame, k, v)
-            for packet in self.stream.encode(frame):
-                c.mux(packet)
+            self._held.append((frame, durations[i]))
+            heapq.heappush(self._times, pts[i])
+            if len(self._held) > REORDER_DEPTH:
+                self._encode_oldest()
+        self._mux_copies(packets)
+
+    def _encode_oldest(self) -> None:
+        frame, duration = self._held.popleft()
+        frame.pts = heapq.heappop(self._times)
+        if self.frame_duration:  # lets the muxer give the last frame its length
+            frame.duration = duration
+        for packet in self.stream.encode(frame):
+            self.container.mux(packet)
+
+    def _mux_copies(self, packets: Sequence) -> None:
+        c = self.container
         for packet in packets:
             out = self.copies.get(packet.stream.index)
             if out is not None:   # None: a cover picture this container cannot hold
@@ -261,6 +286,8 @@ class VideoSink:
 
     def close(self) -> None:
         """Flush the encoder and finish the file."""
+        while self._held:
+            self._encode_oldest()
         for packet in self.stream.encode(None):
             self.container.mux(packet)
         self.container.close()
