@@ -242,6 +242,33 @@ def test_a_format_converted_by_swscale_keeps_its_format(tmp_path, tiny_checkpoin
     assert (facts["codec"], facts["pix_fmt"], len(frames)) == ("ffv1", "yuv444p", 3)
 
 
+def test_prores_4444_with_alpha_stays_444(tmp_path, tiny_checkpoint, caplog):
+    """ProRes 4444 decodes as yuva444p12le, which the ProRes encoder does not take: the output is
+    4:4:4 ProRes at the 10 bits it does take (refused before), and the unrestored alpha is reported."""
+    import logging
+
+    from irflow_engine.video.formats import plan_format
+
+    assert plan_format("yuva444p12le", 32, 24).output_candidates[:3] == ("yuva444p12le", "yuv444p12le", "yuv444p10le")
+    src = tmp_path / "graphics.mov"
+    rng = np.random.default_rng(9)
+    with av.open(str(src), "w") as c:
+        s = c.add_stream("prores_ks", rate=25)
+        s.width, s.height, s.pix_fmt = 32, 24, "yuva444p10le"
+        for i in range(2):
+            f = av.VideoFrame.from_ndarray(rng.integers(0, 256, (24, 32, 4), dtype=np.uint8), format="rgba")
+            f = f.reformat(format="yuva444p10le")
+            f.pts = i
+            c.mux(s.encode(f))
+        c.mux(s.encode(None))
+    out = tmp_path / "out.mov"
+    with caplog.at_level(logging.WARNING):
+        Engine.from_checkpoint(tiny_checkpoint, steps=1).restore_video(src, out, progress=False)
+    assert "alpha channel is not restored" in caplog.text
+    facts, frames = _video(out)
+    assert facts["codec"] == "prores" and facts["pix_fmt"].startswith("yuv444p1") and len(frames) == 2
+
+
 def _plane_codes(frame, dtype=np.uint16):
     """Each plane of a planar PyAV frame as an int array (row pitch dropped)."""
     size = np.dtype(dtype).itemsize

@@ -18,6 +18,7 @@ output carries the input's four tags unchanged, so a player shows both files ali
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
@@ -94,10 +95,22 @@ class FormatPlan:
 
     @property
     def output_candidates(self) -> Tuple[str, ...]:
-        """Encoder formats to try, best first: the source's own, then the work format, then 4:2:0."""
+        """Encoder formats to try, best first: the source's own, its chroma layout without alpha at its
+        depth and below (ProRes 4444's yuva444p12le: yuv444p12le, then the yuv444p10le the ProRes
+        encoder takes), then the work format, then 4:2:0."""
         own = "yuv420p" if self.source == "yuvj420p" else self.source
         default = "yuv420p10le" if self.bits > 8 else "yuv420p"
-        return tuple(dict.fromkeys((own, self.av_work, default)))
+        return tuple(dict.fromkeys((own, *same_chroma_formats(self.source, self.bits), self.av_work, default)))
+
+
+def same_chroma_formats(name: str, bits: int) -> Tuple[str, ...]:
+    """Planar YUV formats of `name`'s chroma layout, without alpha, at `bits` and fewer (deepest first)."""
+    match = re.fullmatch(r"yuva?(4[0-4][0-4])p(\d+)?(le|be)?", name)
+    if not match:
+        return ()
+    layout = match.group(1)
+    deep = tuple(f"yuv{layout}p{depth}le" for depth in (16, 14, 12, 10, 9) if depth <= bits)
+    return deep + (f"yuv{layout}p",)
 
 
 def plan_format(fmt, width: int = 0, height: int = 0) -> FormatPlan:
