@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser(
         "restore", help="restore an image, a folder of images, a video, or raw frames from stdin",
-        description="Restore one image (PNG/JPEG/TIFF/BMP/WebP/GIF; every frame of an animated PNG, WebP or GIF "
+        description="Restore one image (PNG/JPEG/TIFF/BMP/WebP/GIF/AVIF; every frame of an animated PNG, WebP or GIF "
                     "written as one of those), every image in a folder, a video file "
                     "(audio/subtitles copied, frame timing, colour tags and bit depth kept), or raw frames "
                     "piped through stdin/stdout ('-'). A folder's results keep their file names in the output "
@@ -126,7 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _plan_outputs(src: Path, dst: Path) -> List[Tuple[Path, Path]]:
-    from .images import is_image_path, list_images
+    from .images import IMAGE_SUFFIXES, is_image_path, list_images
+
+    kinds = ", ".join(IMAGE_SUFFIXES)
 
     if not src.exists():
         raise CliError(f"input {src} does not exist")
@@ -137,12 +139,12 @@ def _plan_outputs(src: Path, dst: Path) -> List[Tuple[Path, Path]]:
             raise CliError("the output folder is the input folder: choose another so inputs are never touched")
         pairs = [(p, dst / p.name) for p in list_images(src)]
         if not pairs:
-            raise CliError(f"no images (png, jpg, tif, bmp, webp, gif) in folder {src}")
+            raise CliError(f"no images ({kinds}) in folder {src}")
         return pairs
     if dst.is_dir():
         dst = dst / src.name
     if not is_image_path(dst):
-        raise CliError(f"output {dst} has no image suffix (.png, .jpg, .tif, .bmp, .webp, .gif)")
+        raise CliError(f"output {dst} has no image suffix ({kinds})")
     if dst.resolve() == src.resolve():
         raise CliError("the output is the input: choose another path so the input is never touched")
     return [(src, dst)]

@@ -19,8 +19,10 @@ import numpy as np
 from . import images16
 from .atomic import atomic_path
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif")
-ICC_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")   # formats Pillow embeds a profile in
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif", ".avif")
+ICC_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".avif")   # formats Pillow embeds a profile in
+ALPHA_SUFFIXES = (".png", ".tif", ".tiff", ".webp", ".gif", ".avif")          # formats written with alpha
+LOSSY_SUFFIXES = (".jpg", ".jpeg", ".webp", ".avif")                          # written at `quality`
 SIXTEEN_BIT_SUFFIXES = (".png", ".tif", ".tiff")                       # 16-bit output (images16)
 
 log = logging.getLogger(__name__)
@@ -93,7 +95,7 @@ def load_image(path) -> ImageFile:
             if getattr(im, "n_frames", 1) > 1:
                 kept = (" (irflow restore keeps every frame when it writes .png, .webp or .gif)"
                         if im.format in ("PNG", "WEBP", "GIF") else "")
-                log.warning("%s holds %d pages or frames; only the first is read%s", path, im.n_frames, kept)
+                log.warning("%s holds %d pages or frames; only the first is restored%s", path, im.n_frames, kept)
             icc = rgb_icc_profile(im.info.get("icc_profile"))
             try:
                 im = ImageOps.exif_transpose(im)
@@ -155,12 +157,16 @@ def write_image(path, rgb: np.ndarray, alpha: Optional[np.ndarray] = None, quali
             return
         rgb, alpha = to_uint8(rgb), None if alpha is None else to_uint8(alpha)
     im = Image.fromarray(rgb, "RGB")
-    if alpha is not None and path.suffix.lower() in (".png", ".tif", ".tiff", ".webp", ".gif"):
+    if alpha is not None and path.suffix.lower() in ALPHA_SUFFIXES:
         im.putalpha(Image.fromarray(alpha, "L"))
     fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}.get(
         path.suffix.lower(), path.suffix[1:].upper())
-    options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    options = {"quality": quality} if path.suffix.lower() in LOSSY_SUFFIXES else {}
     if icc_profile and path.suffix.lower() in ICC_SUFFIXES:
         options["icc_profile"] = icc_profile
+    Image.init()
+    if fmt not in Image.SAVE:
+        raise ImageFileError(f"{path}: this Pillow cannot write {fmt} (a build without its codec); "
+                             "choose another output format")
     with atomic_path(path, suffix=path.suffix) as tmp:
         im.save(tmp, format=fmt, **options)

@@ -129,7 +129,7 @@ def test_still_output_restores_the_first_frame_and_says_so(tmp_path, tiny_checkp
     with caplog.at_level(logging.WARNING):
         assert main(["restore", str(tmp_path / "in.png"), "-o", str(tmp_path / "o.tif"), "--model",
                      str(tiny_checkpoint), "--steps", "1"]) == 0
-    assert "only the first is read" in caplog.text and "keeps every frame" in caplog.text
+    assert "only the first is restored" in caplog.text and "keeps every frame" in caplog.text
     expected = Engine.from_checkpoint(tiny_checkpoint, steps=1).restore(frames[0])
     np.testing.assert_array_equal(read_image(tmp_path / "o.tif")[0], expected)
 

@@ -78,6 +78,28 @@ def test_alpha_is_kept(tmp_path, tiny_checkpoint):
     np.testing.assert_array_equal(got_alpha, alpha)
 
 
+def test_avif_keeps_alpha_and_profile(tmp_path, tiny_checkpoint):
+    """AVIF in and out (lossy, like JPEG and WebP, at quality 95): alpha and ICC profile kept."""
+    from PIL import Image
+
+    yy, xx = np.mgrid[0:21, 0:30]
+    rgb = np.stack([xx * 8, yy * 12, np.full((21, 30), 120)], -1).astype(np.uint8)   # smooth: lossy-friendly
+    alpha = np.full((21, 30), 255, np.uint8)
+    alpha[:, :10] = 0
+    profile = _srgb_profile()   # once: its header holds the time it was made
+    write_image(tmp_path / "in.avif", rgb, alpha, icc_profile=profile)
+    assert main(["restore", str(tmp_path / "in.avif"), "-o", str(tmp_path / "o.avif"), "--model",
+                 str(tiny_checkpoint), "--steps", "1"]) == 0
+    got, got_alpha = read_image(tmp_path / "o.avif")
+    with Image.open(tmp_path / "o.avif") as im:
+        assert im.format == "AVIF" and im.info.get("icc_profile") == profile
+    assert np.abs(got_alpha.astype(int) - alpha).max() <= 2
+    expected = Engine.from_checkpoint(tiny_checkpoint, steps=1).restore(read_image(tmp_path / "in.avif")[0])
+    visible = alpha > 0
+    # measured 1-2 levels (AVIF at quality 95); a wrong or unrestored image is tens of levels away
+    assert np.abs(got.astype(int) - expected)[visible].mean() < 4
+
+
 def test_restore_folder(tmp_path, tiny_checkpoint, capsys):
     src = tmp_path / "in"
     src.mkdir()
