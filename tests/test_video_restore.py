@@ -269,6 +269,34 @@ def test_prores_4444_with_alpha_stays_444(tmp_path, tiny_checkpoint, caplog):
     assert facts["codec"] == "prores" and facts["pix_fmt"].startswith("yuv444p1") and len(frames) == 2
 
 
+@pytest.mark.parametrize("codec, pix_fmt, suffix", [("ffv1", "gray16le", ".mkv"), ("png", "ya16be", ".mov"),
+                                                     ("ffv1", "ya8", ".mkv")])
+def test_grey_video_keeps_its_format(codec, pix_fmt, suffix, tmp_path, tiny_checkpoint):
+    """Grey video (16-bit from scientific cameras, grey + alpha from PNG sequences in MOV; refused
+    before) is restored through RGB and written back in its own format; 16-bit stays 16-bit."""
+    src = tmp_path / f"grey{suffix}"
+    rng = np.random.default_rng(10)
+    with av.open(str(src), "w") as c:
+        s = c.add_stream(codec, rate=25)
+        s.width, s.height, s.pix_fmt = 32, 24, pix_fmt
+        for i in range(2):
+            grey = rng.integers(0, 65536, (24, 32), dtype=np.uint16)
+            f = av.VideoFrame.from_ndarray(np.repeat(grey[..., None], 3, axis=2), format="rgb48le")
+            f = f.reformat(format=pix_fmt)
+            f.pts = i
+            c.mux(s.encode(f))
+        c.mux(s.encode(None))
+    out = tmp_path / f"out{suffix}"
+    Engine.from_checkpoint(tiny_checkpoint, steps=1).restore_video(src, out, progress=False)
+    facts, frames = _video(out)
+    assert facts["pix_fmt"] == pix_fmt and len(frames) == 2
+    if pix_fmt != "ya8":
+        codes = _plane_codes(frames[0], np.dtype(">u2" if pix_fmt.endswith("be") else "<u2"))[0]
+        if pix_fmt.startswith("ya"):
+            codes = codes[:, 0::2]   # grey and alpha interleaved: the grey samples
+        assert (codes % 257 != 0).mean() > 0.5, "the output's low 8 bits carry nothing: it went through 8 bits"
+
+
 def _plane_codes(frame, dtype=np.uint16):
     """Each plane of a planar PyAV frame as an int array (row pitch dropped)."""
     size = np.dtype(dtype).itemsize

@@ -44,16 +44,18 @@ AV_TO_PIXFMT = {av_name: name for name, av_name in DIRECT.values()}
 VIA_SWSCALE_8BIT = (
     "yuv422p", "yuv444p", "yuv440p", "yuv411p", "yuv410p", "yuvj422p", "yuvj444p", "yuvj440p",
     "nv21", "nv16", "yuyv422", "uyvy422", "gray", "gbrp", "bgra", "argb", "abgr", "rgb0", "bgr0",
-    "0rgb", "0bgr", "yuva420p", "yuva444p", "pal8",
+    "0rgb", "0bgr", "yuva420p", "yuva444p", "pal8", "ya8",
 )
 VIA_SWSCALE_DEEP = ("yuv420p12le", "yuv420p16le", "p016le", "gray10le", "gray12le", "yuva420p10le")
-# Deeper formats whose chroma is finer than 4:2:0 (or RGB): to rgb48le.
+# Deeper formats whose chroma is finer than 4:2:0, RGB, or grey deeper than 12 bits: to rgb48le.
 RGB48 = "rgb48le"
 VIA_SWSCALE_RGB48 = (
     "yuv422p10le", "yuv444p10le", "yuv440p10le", "yuv422p12le", "yuv444p12le", "yuv440p12le", "yuv422p14le",
     "yuv444p14le", "yuv422p16le", "yuv444p16le", "p210le", "p410le", "y210le", "yuva422p10le", "yuva444p10le",
     "yuva444p12le", "gbrp10le", "gbrp12le", "gbrp14le", "gbrp16le", "gbrap10le", "gbrap12le", "gbrap16le",
-    "rgb48le", "bgr48le", "rgba64le", "bgra64le",
+    "rgb48le", "bgr48le", "rgba64le", "bgra64le", "gray14le", "gray16le", "ya16le",
+    # big-endian: what FFmpeg's PNG decoder gives for 16-bit PNG/APNG video (in MOV, say)
+    "rgb48be", "bgr48be", "rgba64be", "bgra64be", "gray16be", "ya16be",
 )
 
 # H.273 MatrixCoefficients (FFmpeg's AVColorSpace) -> pixfmt matrix; approximations are flagged.
@@ -148,7 +150,8 @@ def plan_format(fmt, width: int = 0, height: int = 0) -> FormatPlan:
 
 
 _WITH_ALPHA = ("rgba", "bgra", "argb", "abgr", "yuva420p", "yuva444p", "yuva420p10le", "yuva422p10le",
-               "yuva444p10le", "yuva444p12le", "gbrap10le", "gbrap12le", "gbrap16le", "rgba64le", "bgra64le")
+               "yuva444p10le", "yuva444p12le", "gbrap10le", "gbrap12le", "gbrap16le", "rgba64le", "bgra64le", "ya8",
+               "ya16le", "rgba64be", "bgra64be", "ya16be")
 
 
 def describe_conversion(plan: FormatPlan) -> Optional[str]:
