@@ -454,6 +454,7 @@ def _clip_in(path, video_codec, audio_codec, frames=4):
     (".y4m", "rawvideo", None),        # refused before: PyAV names only wrapped_avframe for y4m
     (".mts", "libx264", "ac3"),        # AVCHD
     (".avi", "mpeg4", "mp2"),
+    (".ts", "mpeg2video", "libmp3lame"),   # MP3 (its decoder is named "mp3float")
 ])
 def test_containers_without_codec_tables_round_trip(suffix, video_codec, audio_codec, tmp_path, tiny_checkpoint):
     src = tmp_path / f"in{suffix}"

@@ -40,14 +40,12 @@ COVER_ART_MUXERS = ("mp4", "ipod")
 # refuse them, or accept them in the codec query and then fail writing the header (MPEG-PS, and MPEG-TS
 # in Blu-ray mode, which FFmpeg uses for .m2ts and which has no PID for a data stream).
 DATA_MUXERS = ("mpegts",)
+NO_DATA_SUFFIXES = (".m2ts",)
+# Muxers without a codec table that hold what their own code checks (see muxer_takes); y4m takes rawvideo.
+OPEN_MUXERS = ("mpegts", "mpeg", "yuv4mpegpipe")
 # Frames the sink holds to sort their times (`VideoSink.write`): covers B-frame reordering up to this
 # depth (x264's default B-pyramid reorders by 2; MPEG-4 ASP by 1).
 REORDER_DEPTH = 4
-# Muxers without a codec table that hold what their own code checks (see muxer_takes); y4m takes rawvideo.
-OPEN_MUXERS = ("mpegts", "mpeg", "yuv4mpegpipe")
-NO_DATA_SUFFIXES = (".m2ts",)
-
-
 # Encoders of the MPEG-1/2 and MPEG-4 Part 2 family take a frame-rate time base: FFmpeg refuses an
 # MPEG-TS/PS stream's 1/90000 ("MPEG-1/2 does not support 1/90000 fps"; MPEG-4 allows denominators
 # up to 65535). They are constant-rate codecs; their frames are timed on 1/rate.
@@ -152,8 +150,6 @@ def encoder_options(codec: str, opts: EncodeOptions) -> Dict[str, str]:
         out["preset"] = str(opts.preset)
     out.update({str(k): str(v) for k, v in (opts.options or {}).items()})
     return out
-
-
 
 
 class VideoSink:
