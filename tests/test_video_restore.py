@@ -297,6 +297,51 @@ def test_grey_video_keeps_its_format(codec, pix_fmt, suffix, tmp_path, tiny_chec
         assert (codes % 257 != 0).mean() > 0.5, "the output's low 8 bits carry nothing: it went through 8 bits"
 
 
+HDR10_PARAMS = ("master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1):"
+                "max-cll=1000,400")
+
+
+def test_hdr10_metadata_is_written_again(tmp_path, tiny_checkpoint, caplog):
+    """An HDR10 HEVC clip's mastering display and light levels (frame side data) are written by the
+    output's x265 exactly; an encoder that cannot carry them (x264) says so."""
+    import logging
+
+    from irflow_engine.video.hdr import from_frame
+
+    src = write_noisy_pan(tmp_path / "hdr.mp4", size=(64, 48), frames=3, codec="libx265", pix_fmt="yuv420p10le",
+                          matrix="bt2020", audio=False,
+                          options={"x265-params": "log-level=error:" + HDR10_PARAMS}).path
+
+    def metadata(path):
+        with av.open(str(path)) as c:
+            return from_frame(next(c.decode(video=0)))
+
+    assert metadata(src).x265_params() == HDR10_PARAMS   # the premise, and the parser
+    engine = Engine.from_checkpoint(tiny_checkpoint, steps=1)
+    engine.restore_video(src, tmp_path / "out.mp4", progress=False)
+    got = metadata(tmp_path / "out.mp4")
+    assert got == metadata(src) and got.max_cll == 1000 and got.luminance[1] == 1000
+    with caplog.at_level(logging.WARNING):
+        engine.restore_video(src, tmp_path / "x264.mp4", progress=False, codec="libx264")
+    assert "HDR mastering display and light levels are not written: libx264" in caplog.text
+    assert metadata(tmp_path / "x264.mp4") is None
+
+
+def test_hdr_params_keep_the_users_own():
+    from fractions import Fraction as F
+
+    from irflow_engine.video.hdr import HdrMetadata, encoder_params
+
+    hdr = HdrMetadata(((F(17, 25), F(8, 25)), (F(53, 200), F(69, 100)), (F(3, 20), F(3, 50))),
+                      (F(3127, 10000), F(329, 1000)), (F(1, 10000), F(1000)), 1000, 400)
+    assert hdr.x265_params() == HDR10_PARAMS
+    assert hdr.svtav1_params() == ("mastering-display=G(0.2650,0.6900)B(0.1500,0.0600)R(0.6800,0.3200)"
+                                   "WP(0.3127,0.3290)L(1000.0000,0.0001):content-light=1000,400")
+    merged = encoder_params("libx265", hdr, {"x265-params": "log-level=error:max-cll=500,100", "crf": "20"})
+    assert merged == {"x265-params": "log-level=error:max-cll=500,100:" + HDR10_PARAMS.split(":")[0], "crf": "20"}
+    assert encoder_params("libx264", hdr, {}) is None
+
+
 def _plane_codes(frame, dtype=np.uint16):
     """Each plane of a planar PyAV frame as an int array (row pitch dropped)."""
     size = np.dtype(dtype).itemsize
@@ -534,18 +579,18 @@ def test_deep_odd_sized_video_through_swscale_is_refused(tmp_path, tiny_checkpoi
 
 
 def test_unsupported_pixel_format_is_refused(tmp_path, tiny_checkpoint):
-    src = tmp_path / "gray16.mkv"
+    src = tmp_path / "cinema.nut"   # a digital cinema package's XYZ colours, 12-bit
     with av.open(str(src), "w") as c:
-        s = c.add_stream("ffv1", rate=10)
-        s.width, s.height, s.pix_fmt = 32, 24, "gray16le"
-        f = av.VideoFrame.from_ndarray(np.full((24, 32), 4000, np.uint16), format="gray16le")
+        s = c.add_stream("rawvideo", rate=10)
+        s.width, s.height, s.pix_fmt = 32, 24, "xyz12le"
+        f = av.VideoFrame.from_ndarray(np.full((24, 32, 3), 90, np.uint8), format="rgb24").reformat(format="xyz12le")
         f.pts = 0
         c.mux(s.encode(f))
         c.mux(s.encode(None))
     engine = Engine.from_checkpoint(tiny_checkpoint, steps=1)
-    with pytest.raises(UnsupportedPixelFormatError, match="gray16le .16-bit. is not supported"):
+    with pytest.raises(UnsupportedPixelFormatError, match="xyz12le .12-bit. is not supported"):
         engine.restore_video(src, tmp_path / "o.mkv", progress=False)
-    assert _leftovers(tmp_path, {"gray16.mkv"}) == []
+    assert _leftovers(tmp_path, {"cinema.nut"}) == []
 
 
 def test_truncated_mp4_gives_a_clear_error_and_no_output(clip, tmp_path, tiny_checkpoint):

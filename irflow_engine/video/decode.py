@@ -10,16 +10,19 @@ is an error (`TruncatedVideoError`).
 from __future__ import annotations
 
 import logging
+import struct
 import threading
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import torch
 
 from .avframes import copy_to_slot
 from .errors import TruncatedVideoError, VideoError
+from .hdr import HdrMetadata
+from .hdr import from_frame as hdr_from_frame
 from .formats import Colour, FormatPlan, colour_of, describe_conversion, plan_format
 from .layouts import layout_for
 from .pipeline import StageClock
@@ -94,6 +97,7 @@ class VideoInfo:
     colour: Colour
     rotation: float = 0.0        # display rotation, degrees counter-clockwise (phone videos: 90, 270)
     tags: Dict[str, str] = field(default_factory=dict, compare=False)   # the video stream's, see kept_tags
+    hdr: Optional[HdrMetadata] = field(default=None, compare=False)     # mastering display, light levels
 
     @property
     def layout(self):
@@ -127,20 +131,23 @@ def open_input(path):
         raise VideoError(f"cannot read {path} as a video: {e.strerror or e} (not a video, truncated or corrupt?)") from None
 
 
-def probe_rotation(path) -> float:
-    """The display rotation of the first video stream (degrees counter-clockwise; 0 if none).
+def probe_first_frame(path) -> Tuple[float, Optional[HdrMetadata]]:
+    """The display rotation of the first video stream (degrees counter-clockwise; 0 if none) and
+    its HDR10 static metadata (`hdr.HdrMetadata`, or None).
 
-    FFmpeg keeps it as display-matrix side data that PyAV exposes on decoded frames only, so the
-    first frame is decoded from a second, short-lived opening of the file.
+    FFmpeg keeps both as side data that PyAV exposes on decoded frames only, so the first frame is
+    decoded from a second, short-lived opening of the file.
     """
     import av
 
     try:
         with av.open(str(path), mode="r") as container:
             frame = next(container.decode(video=0), None)
-            return float(getattr(frame, "rotation", 0) or 0) if frame is not None else 0.0
-    except (av.FFmpegError, StopIteration, ValueError, IndexError):
-        return 0.0  # unreadable here: the main decode reports the file's problem itself
+            if frame is None:
+                return 0.0, None
+            return float(getattr(frame, "rotation", 0) or 0), hdr_from_frame(frame)
+    except (av.FFmpegError, StopIteration, ValueError, IndexError, struct.error):
+        return 0.0, None  # unreadable here: the main decode reports the file's problem itself
 
 
 class VideoSource:
@@ -189,10 +196,11 @@ class VideoSource:
         frames, exact = (stream.frames, True) if stream.frames else (None, False)
         if frames is None and duration and rate:
             frames = int(round(duration * rate))
+        rotation, hdr = probe_first_frame(self.path)
         info = VideoInfo(self.path, cc.width, cc.height, cc.name, Fraction(rate) if rate else None,
                          Fraction(stream.time_base), frames, exact, duration, int(cc.bit_rate or stream.bit_rate or 0),
-                         plan, colour_of(cc, cc.height, plan), probe_rotation(self.path),
-                         kept_tags(stream, self.container))
+                         plan, colour_of(cc, cc.height, plan), rotation,
+                         kept_tags(stream, self.container), hdr)
         return info, stream
 
     def batches(self, size: int, alloc: Callable[[int], torch.Tensor], clock: StageClock) -> Iterator[DecodedBatch]:

@@ -24,6 +24,7 @@ from .avframes import frame_from_slot
 from .decode import VideoInfo, is_cover_art
 from .errors import UnsupportedPixelFormatError, VideoError
 from .formats import AV_TO_PIXFMT
+from .hdr import encoder_params
 from .layouts import layout_for
 
 log = logging.getLogger(__name__)
@@ -182,7 +183,14 @@ class VideoSink:
         codec = choose_codec(info, opts.codec, c)
         self.pix_fmt = choose_pix_fmt(codec, info, opts.pix_fmt)
         self.codec = codec
-        stream = c.add_stream(codec, rate=info.rate, options=encoder_options(codec, opts))
+        options = encoder_options(codec, opts)
+        if info.hdr is not None:
+            with_hdr = encoder_params(codec, info.hdr, options)
+            if with_hdr is None:
+                log.warning("%s: the HDR mastering display and light levels are not written: %s cannot carry "
+                            "them (--codec libx265 or libsvtav1 can; the colour tags are kept)", info.path.name, codec)
+            options = with_hdr or options
+        stream = c.add_stream(codec, rate=info.rate, options=options)
         stream.width, stream.height, stream.pix_fmt = info.width, info.height, self.pix_fmt
         stream.time_base = info.time_base
         cc = stream.codec_context
