@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import os
 from collections import deque
 from dataclasses import dataclass
 from fractions import Fraction
@@ -184,6 +185,10 @@ class VideoSink:
         self.pix_fmt = choose_pix_fmt(codec, info, opts.pix_fmt)
         self.codec = codec
         options = encoder_options(codec, opts)
+        if codec == "libsvtav1":
+            # SVT-AV1 prints its whole configuration to stderr; only this variable, read when an encoder
+            # opens, quiets it (1: errors). A value the user set is kept.
+            os.environ.setdefault("SVT_LOG", "1")
         if info.hdr is not None:
             with_hdr = encoder_params(codec, info.hdr, options)
             if with_hdr is None:
