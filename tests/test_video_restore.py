@@ -327,6 +327,30 @@ def test_hdr10_metadata_is_written_again(tmp_path, tiny_checkpoint, caplog):
     assert metadata(tmp_path / "x264.mp4") is None
 
 
+def test_interlaced_video_is_reported(tmp_path, tiny_checkpoint, caplog):
+    import logging
+
+    src = tmp_path / "broadcast.ts"
+    _clip_in(src, "mpeg2video", None)   # progressive: no warning
+    engine = Engine.from_checkpoint(tiny_checkpoint, steps=1)
+    with caplog.at_level(logging.WARNING):
+        engine.restore_video(src, tmp_path / "p.ts", progress=False)
+    assert "interlaced" not in caplog.text
+    src = tmp_path / "interlaced.ts"
+    rng = np.random.default_rng(12)
+    with av.open(str(src), "w") as c:   # fields coded apart (interlaced DCT and motion estimation)
+        s = c.add_stream("mpeg2video", rate=25, options={"flags": "+ildct+ilme"})
+        s.width, s.height, s.pix_fmt = 32, 24, "yuv420p"
+        for i in range(4):
+            f = av.VideoFrame.from_ndarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8), format="rgb24")
+            f.pts = i
+            c.mux(s.encode(f))
+        c.mux(s.encode(None))
+    with caplog.at_level(logging.WARNING):
+        engine.restore_video(src, tmp_path / "i.ts", progress=False)
+    assert "is interlaced" in caplog.text and "deinterlace it first" in caplog.text
+
+
 def test_hdr_params_keep_the_users_own():
     from fractions import Fraction as F
 

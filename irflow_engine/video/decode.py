@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional
 
 import torch
 
@@ -131,23 +131,29 @@ def open_input(path):
         raise VideoError(f"cannot read {path} as a video: {e.strerror or e} (not a video, truncated or corrupt?)") from None
 
 
-def probe_first_frame(path) -> Tuple[float, Optional[HdrMetadata]]:
-    """The display rotation of the first video stream (degrees counter-clockwise; 0 if none) and
-    its HDR10 static metadata (`hdr.HdrMetadata`, or None).
+@dataclass(frozen=True)
+class FirstFrame:
+    """What only a decoded frame tells (PyAV exposes FFmpeg's side data and flags on frames)."""
 
-    FFmpeg keeps both as side data that PyAV exposes on decoded frames only, so the first frame is
-    decoded from a second, short-lived opening of the file.
-    """
+    rotation: float = 0.0                 # display rotation, degrees counter-clockwise
+    hdr: Optional[HdrMetadata] = None     # HDR10 static metadata
+    interlaced: bool = False              # the picture is two fields (DVD, broadcast)
+
+
+def probe_first_frame(path) -> FirstFrame:
+    """The first video frame's display rotation, HDR10 metadata and interlacing, decoded from a
+    second, short-lived opening of the file."""
     import av
 
     try:
         with av.open(str(path), mode="r") as container:
             frame = next(container.decode(video=0), None)
             if frame is None:
-                return 0.0, None
-            return float(getattr(frame, "rotation", 0) or 0), hdr_from_frame(frame)
+                return FirstFrame()
+            return FirstFrame(float(getattr(frame, "rotation", 0) or 0), hdr_from_frame(frame),
+                              bool(getattr(frame, "interlaced_frame", False)))
     except (av.FFmpegError, StopIteration, ValueError, IndexError, struct.error):
-        return 0.0, None  # unreadable here: the main decode reports the file's problem itself
+        return FirstFrame()  # unreadable here: the main decode reports the file's problem itself
 
 
 class VideoSource:
@@ -196,11 +202,15 @@ class VideoSource:
         frames, exact = (stream.frames, True) if stream.frames else (None, False)
         if frames is None and duration and rate:
             frames = int(round(duration * rate))
-        rotation, hdr = probe_first_frame(self.path)
+        first = probe_first_frame(self.path)
+        if first.interlaced:
+            log.warning("%s: the video is interlaced (each picture holds two fields, as on DVDs and broadcasts); "
+                        "it is restored and written as progressive frames, so the fields' combing stays: "
+                        "deinterlace it first for the best result (e.g. ffmpeg -i in -vf bwdif ...)", self.path.name)
         info = VideoInfo(self.path, cc.width, cc.height, cc.name, Fraction(rate) if rate else None,
                          Fraction(stream.time_base), frames, exact, duration, int(cc.bit_rate or stream.bit_rate or 0),
-                         plan, colour_of(cc, cc.height, plan), rotation,
-                         kept_tags(stream, self.container), hdr)
+                         plan, colour_of(cc, cc.height, plan), first.rotation,
+                         kept_tags(stream, self.container), first.hdr)
         return info, stream
 
     def batches(self, size: int, alloc: Callable[[int], torch.Tensor], clock: StageClock) -> Iterator[DecodedBatch]:
