@@ -336,16 +336,8 @@ def test_interlaced_video_is_reported(tmp_path, tiny_checkpoint, caplog):
     with caplog.at_level(logging.WARNING):
         engine.restore_video(src, tmp_path / "p.ts", progress=False)
     assert "interlaced" not in caplog.text
-    src = tmp_path / "interlaced.ts"
-    rng = np.random.default_rng(12)
-    with av.open(str(src), "w") as c:   # fields coded apart (interlaced DCT and motion estimation)
-        s = c.add_stream("mpeg2video", rate=25, options={"flags": "+ildct+ilme"})
-        s.width, s.height, s.pix_fmt = 32, 24, "yuv420p"
-        for i in range(4):
-            f = av.VideoFrame.from_ndarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8), format="rgb24")
-            f.pts = i
-            c.mux(s.encode(f))
-        c.mux(s.encode(None))
+    src = tmp_path / "interlaced.ts"   # fields coded apart (interlaced DCT and motion estimation)
+    _clip_in(src, "mpeg2video", None, options={"flags": "+ildct+ilme"})
     with caplog.at_level(logging.WARNING):
         engine.restore_video(src, tmp_path / "i.ts", progress=False)
     assert "is interlaced" in caplog.text and "deinterlace it first" in caplog.text
@@ -494,11 +486,11 @@ def test_h264_aac_transport_stream(suffix, tmp_path, tiny_checkpoint):
     assert [p[3] for p in _packets(out, "audio")] == [p[3] for p in _packets(src, "audio")]
 
 
-def _clip_in(path, video_codec, audio_codec, frames=4):
+def _clip_in(path, video_codec, audio_codec, frames=4, options=None, seed=7):
     """A short clip in the container of `path`'s suffix: random frames, silent audio."""
-    rng = np.random.default_rng(7)
+    rng = np.random.default_rng(seed)
     with av.open(str(path), "w") as c:
-        v = c.add_stream(video_codec, rate=25)
+        v = c.add_stream(video_codec, rate=25, options=options or {})
         v.width, v.height, v.pix_fmt = 32, 24, "yuv420p"
         a = c.add_stream(audio_codec, rate=48000) if audio_codec else None
         for i in range(frames):
@@ -660,15 +652,7 @@ def test_b_frames_in_avi_get_ordered_times(tmp_path, tiny_checkpoint):
     (1, 2, 4, 3, ...), which encoders and muxers refuse. The output holds every frame, in display
     order, with the input's times sorted."""
     src = tmp_path / "camera.avi"
-    rng = np.random.default_rng(8)
-    with av.open(str(src), "w") as c:
-        s = c.add_stream("libx264", rate=25, options={"bframes": "3", "b-pyramid": "normal"})
-        s.width, s.height, s.pix_fmt = 32, 24, "yuv420p"
-        for i in range(12):
-            f = av.VideoFrame.from_ndarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8), format="rgb24")
-            f.pts = i
-            c.mux(s.encode(f))
-        c.mux(s.encode(None))
+    _clip_in(src, "libx264", None, frames=12, options={"bframes": "3", "b-pyramid": "normal"}, seed=8)
     with av.open(str(src)) as c:
         times = [f.pts for f in c.decode(video=0)]
     assert times != sorted(times), f"the premise: decoded times out of order, got {times}"
