@@ -12,7 +12,7 @@ from typing import List, Optional, Sequence, Tuple
 
 from ._version import __version__
 from .config import PRECISIONS, SOLVERS
-from .video.cli import add_video_arguments, cmd_restore_video, is_video_request
+from .video.cli import VIDEO_SUFFIXES, add_video_arguments, cmd_restore_video, is_video_request
 
 log = logging.getLogger("irflow")
 
@@ -138,6 +138,11 @@ def _plan_outputs(src: Path, dst: Path) -> List[Tuple[Path, Path]]:
         if dst.resolve() == src.resolve():
             raise CliError("the output folder is the input folder: choose another so inputs are never touched")
         pairs = [(p, dst / p.name) for p in list_images(src)]
+        videos = sorted(p.name for p in src.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+        if videos:
+            more = f" and {len(videos) - 3} more" if len(videos) > 3 else ""
+            log.warning("the folder's videos (%s%s) are not restored with its images: give each video to irflow "
+                        "restore, or the folder to irflow restore-batch, which restores both", ", ".join(videos[:3]), more)
         if not pairs:
             raise CliError(f"no images ({kinds}) in folder {src}")
         return pairs

@@ -1,5 +1,6 @@
 """`irflow restore` on images and folders: outputs, --overwrite, and error messages."""
 
+import logging
 import shutil
 import subprocess
 import sys
@@ -100,15 +101,18 @@ def test_avif_keeps_alpha_and_profile(tmp_path, tiny_checkpoint):
     assert np.abs(got.astype(int) - expected)[visible].mean() < 4
 
 
-def test_restore_folder(tmp_path, tiny_checkpoint, capsys):
+def test_restore_folder(tmp_path, tiny_checkpoint, capsys, caplog):
     src = tmp_path / "in"
     src.mkdir()
     _image(src / "a.png", 1)
     _image(src / "b.jpg", 2, size=(8, 5))
     _image(src / "c.tif", 3, size=(4, 9))
     (src / "readme.txt").write_text("not an image")
+    (src / "clip.mp4").write_bytes(b"a video, not restored with the images")
     dst = tmp_path / "out"
-    assert main(["restore", str(src), "-o", str(dst), "--model", str(tiny_checkpoint), "--steps", "1"]) == 0
+    with caplog.at_level(logging.WARNING):
+        assert main(["restore", str(src), "-o", str(dst), "--model", str(tiny_checkpoint), "--steps", "1"]) == 0
+    assert "videos (clip.mp4) are not restored" in caplog.text and "restore-batch" in caplog.text
     assert sorted(p.name for p in dst.iterdir()) == ["a.png", "b.jpg", "c.tif"]
     assert read_image(dst / "c.tif")[0].shape == (4, 9, 3)
     assert "restored 3 images" in capsys.readouterr().err
