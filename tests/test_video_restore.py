@@ -664,6 +664,30 @@ def test_b_frames_in_avi_get_ordered_times(tmp_path, tiny_checkpoint):
     assert np.allclose(got, [t / 25 for t in sorted(times)], atol=1e-3)
 
 
+def test_repeated_frame_times_are_made_increasing(tmp_path, tiny_checkpoint, caplog):
+    """Matroska may hold two frames at one time; MP4 and the encoders refuse that ("non
+    monotonically increasing dts"). The second frame is written one tick later, and a warning says so."""
+    import logging
+
+    src = tmp_path / "screen.mkv"
+    rng = np.random.default_rng(13)
+    with av.open(str(src), "w") as c:
+        s = c.add_stream("ffv1", rate=25)
+        s.width, s.height, s.pix_fmt = 32, 24, "yuv420p"
+        for t in (0, 1, 1, 2, 3):
+            f = av.VideoFrame.from_ndarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8), format="rgb24")
+            f.pts = t
+            c.mux(s.encode(f))
+        c.mux(s.encode(None))
+    with av.open(str(src)) as c:
+        assert [f.time for f in c.decode(video=0)] == [0, 0.04, 0.04, 0.08, 0.12]   # the premise
+    with caplog.at_level(logging.WARNING):
+        Engine.from_checkpoint(tiny_checkpoint, steps=1).restore_video(src, tmp_path / "out.mp4", progress=False)
+    assert "1 frames had the time of the frame before them" in caplog.text
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        assert np.allclose([f.time for f in c.decode(video=0)], [0, 0.04, 0.041, 0.08, 0.12], atol=1e-4)
+
+
 def test_truncated_mkv_is_detected_after_decoding(tmp_path, tiny_checkpoint):
     full = write_noisy_pan(tmp_path / "full.mkv", size=(64, 48), frames=12, codec="ffv1", audio=False).path
     data = full.read_bytes()

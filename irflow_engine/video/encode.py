@@ -224,6 +224,8 @@ class VideoSink:
         self.stream = stream
         self._held: Deque = deque()   # (frame, duration) waiting for its time (`write`)
         self._times: List[int] = []   # a heap of the waiting frames' times
+        self._last_pts: Optional[int] = None   # the last time encoded
+        self._moved = 0                        # frames moved one tick later (a repeated time)
         self.copies: Dict[int, object] = {}
         for s in copied:
             if s.type == "data":
@@ -261,7 +263,8 @@ class VideoSink:
         Frames arrive in display order. Each is encoded `REORDER_DEPTH` frames late with the smallest
         time among those waiting: inputs whose decoded times are out of order (H.264 or MPEG-4 with
         B-frames in AVI, which stores decoding times only: 1, 2, 4, 3, 5, ...) get their times sorted,
-        which encoders and muxers require; ordered times are unchanged.
+        which encoders and muxers require; ordered times are unchanged. A time equal to the one
+        before is moved one tick later (and counted in a warning at `close`).
         """
         info = self.info
         for i in range(0 if raw is None else raw.shape[0]):
@@ -279,7 +282,12 @@ class VideoSink:
 
     def _encode_oldest(self) -> None:
         frame, duration = self._held.popleft()
-        frame.pts = heapq.heappop(self._times)
+        pts = heapq.heappop(self._times)
+        if self._last_pts is not None and pts <= self._last_pts:
+            # Two frames at one time (Matroska allows it, MP4 and the encoders do not): one tick later.
+            pts = self._last_pts + 1
+            self._moved += 1
+        frame.pts = self._last_pts = pts
         if self.frame_duration:  # lets the muxer give the last frame its length
             frame.duration = duration
         for packet in self.stream.encode(frame):
@@ -297,6 +305,9 @@ class VideoSink:
         """Flush the encoder and finish the file."""
         while self._held:
             self._encode_oldest()
+        if self._moved:
+            log.warning("%s: %d frames had the time of the frame before them; each was written one tick (%s s) "
+                        "later", self.info.path.name, self._moved, self.info.time_base)
         for packet in self.stream.encode(None):
             self.container.mux(packet)
         self.container.close()
