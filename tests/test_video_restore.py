@@ -664,6 +664,35 @@ def test_b_frames_in_avi_get_ordered_times(tmp_path, tiny_checkpoint):
     assert np.allclose(got, [t / 25 for t in sorted(times)], atol=1e-3)
 
 
+def test_size_change_mid_stream_is_scaled_to_the_start(tmp_path, tiny_checkpoint, caplog):
+    """A transport stream that switches from 64x48 to 48x32 (a broadcast going from HD to SD) is
+    restored whole: later frames are scaled to the starting size (refused before), with a warning."""
+    import logging
+
+    def segment(path, width, height, start):
+        with av.open(str(path), "w") as c:
+            s = c.add_stream("mpeg2video", rate=25)
+            s.width, s.height, s.pix_fmt = width, height, "yuv420p"
+            for i in range(3):
+                f = av.VideoFrame.from_ndarray(np.full((height, width, 3), 40 * i + 50, np.uint8), format="rgb24")
+                f.pts = start + i
+                c.mux(s.encode(f))
+            c.mux(s.encode(None))
+
+    segment(tmp_path / "hd.ts", 64, 48, 0)
+    segment(tmp_path / "sd.ts", 48, 32, 3)
+    src = tmp_path / "switch.ts"   # transport streams concatenate as bytes
+    src.write_bytes((tmp_path / "hd.ts").read_bytes() + (tmp_path / "sd.ts").read_bytes())
+    with av.open(str(src)) as c:
+        sizes = [(f.width, f.height) for f in c.decode(video=0)]
+    assert sizes[0] == (64, 48) and sizes[-1] == (48, 32)   # the premise
+    with caplog.at_level(logging.WARNING):
+        Engine.from_checkpoint(tiny_checkpoint, steps=1).restore_video(src, tmp_path / "out.mkv", progress=False)
+    assert "the video is 48x32 yuv420p, but it started at 64x48" in caplog.text
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        assert [(f.width, f.height) for f in c.decode(video=0)] == [(64, 48)] * len(sizes)
+
+
 def test_repeated_frame_times_are_made_increasing(tmp_path, tiny_checkpoint, caplog):
     """Matroska may hold two frames at one time; MP4 and the encoders refuse that ("non
     monotonically increasing dts"). The second frame is written one tick later, and a warning says so."""

@@ -165,6 +165,7 @@ class VideoSource:
         # Held while the decoding thread uses the container, so `close` never pulls it from under it.
         self._lock = threading.Lock()
         self._closed = False
+        self._changes: set = set()   # (width, height, format) seen after the start, reported once each
         try:
             self.info, self.stream = self._probe()
         except BaseException:
@@ -246,8 +247,9 @@ class VideoSource:
                 if batch is None:
                     batch = DecodedBatch(alloc(size), 0, [], [])
                 with clock.timed(1):
-                    self._check(frame, count)
-                    if plan.swscale:
+                    if (frame.width, frame.height) != (info.width, info.height) or frame.format.name != plan.source:
+                        frame = self._conform(frame, count)
+                    elif plan.swscale:
                         frame = frame.reformat(format=plan.av_work, **info.colour.swscale_args())
                     copy_to_slot(frame, batch.raw[batch.n].numpy(), plan.av_work)
                     batch.pts.append(frame.pts if frame.pts is not None else count * step)
@@ -278,14 +280,19 @@ class VideoSource:
                                       f"({info.duration:.3f} s) announces about {info.frames}: the file is truncated "
                                       "or corrupt; no output was written")
 
-    def _check(self, frame, index: int) -> None:
+    def _conform(self, frame, index: int):
+        """A frame whose size or pixel format differs from the stream's start (a broadcast switching
+        between SD and HD, a capture changing format) scaled by swscale to the starting size, in the
+        work format; the first change of each kind is reported."""
         info = self.info
-        if (frame.width, frame.height) != (info.width, info.height):
-            raise VideoError(f"{self.path}: frame {index} is {frame.width}x{frame.height}, but the video started at "
-                             f"{info.width}x{info.height}; size changes are not supported")
-        if frame.format.name != info.plan.source:
-            raise VideoError(f"{self.path}: frame {index} has pixel format {frame.format.name}, but the stream "
-                             f"started as {info.plan.source}; format changes are not supported")
+        change = (frame.width, frame.height, frame.format.name)
+        if change not in self._changes:
+            self._changes.add(change)
+            log.warning("%s: from frame %d the video is %dx%d %s, but it started at %dx%d %s: such frames are "
+                        "scaled to the starting size and format (the output has one size)", self.path.name, index,
+                        frame.width, frame.height, frame.format.name, info.width, info.height, info.plan.source)
+        return frame.reformat(width=info.width, height=info.height, format=info.plan.av_work,
+                              **info.colour.swscale_args())
 
     def close(self) -> None:
         """Close the file (waits for a packet being decoded; later decoding stops)."""
