@@ -358,6 +358,22 @@ def test_hdr_params_keep_the_users_own():
     assert encoder_params("libx264", hdr, {}) is None
 
 
+@pytest.mark.parametrize("codec, profile, pix_fmt, suffix", [
+    ("dnxhd", "dnxhr_hq", "yuv422p", ".mov"),       # refused before: the encoder fell back to DNxHD's sizes
+    ("dnxhd", "dnxhr_hqx", "yuv422p10le", ".mxf"),  # and MXF was said not to hold DNxHD
+    ("prores_ks", "1", "yuv422p10le", ".mov"),      # ProRes LT stayed ProRes, but became Standard
+])
+def test_intermediate_codecs_keep_their_profile(codec, profile, pix_fmt, suffix, tmp_path, tiny_checkpoint):
+    src = tmp_path / f"edit{suffix}"
+    _clip_in(src, codec, None, frames=2, options={"profile": profile}, size=(144, 256), pix_fmt=pix_fmt)
+    out = tmp_path / f"out{suffix}"
+    Engine.from_checkpoint(tiny_checkpoint, steps=1).restore_video(src, out, progress=False)
+    with av.open(str(src)) as a, av.open(str(out)) as b:
+        want, got = a.streams.video[0].codec_context, b.streams.video[0].codec_context
+        assert (got.name, got.profile, got.pix_fmt) == (want.name, want.profile, want.pix_fmt)
+        assert len(list(b.decode(video=0))) == 2
+
+
 def _plane_codes(frame, dtype=np.uint16):
     """Each plane of a planar PyAV frame as an int array (row pitch dropped)."""
     size = np.dtype(dtype).itemsize
@@ -486,15 +502,17 @@ def test_h264_aac_transport_stream(suffix, tmp_path, tiny_checkpoint):
     assert [p[3] for p in _packets(out, "audio")] == [p[3] for p in _packets(src, "audio")]
 
 
-def _clip_in(path, video_codec, audio_codec, frames=4, options=None, seed=7):
-    """A short clip in the container of `path`'s suffix: random frames, silent audio."""
+def _clip_in(path, video_codec, audio_codec, frames=4, options=None, seed=7, size=(24, 32), pix_fmt="yuv420p"):
+    """A short clip in the container of `path`'s suffix: random frames (`size` is H, W), silent audio."""
     rng = np.random.default_rng(seed)
     with av.open(str(path), "w") as c:
         v = c.add_stream(video_codec, rate=25, options=options or {})
-        v.width, v.height, v.pix_fmt = 32, 24, "yuv420p"
+        v.height, v.width = size
+        v.pix_fmt = pix_fmt
         a = c.add_stream(audio_codec, rate=48000) if audio_codec else None
         for i in range(frames):
-            f = av.VideoFrame.from_ndarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8), format="rgb24")
+            f = av.VideoFrame.from_ndarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8), format="rgb24")
+            f = f.reformat(format=pix_fmt)
             f.pts = i
             c.mux(v.encode(f))
         if a is not None:

@@ -98,6 +98,7 @@ class VideoInfo:
     rotation: float = 0.0        # display rotation, degrees counter-clockwise (phone videos: 90, 270)
     tags: Dict[str, str] = field(default_factory=dict, compare=False)   # the video stream's, see kept_tags
     hdr: Optional[HdrMetadata] = field(default=None, compare=False)     # mastering display, light levels
+    profile: Optional[str] = None   # the decoder's name of the stream's profile ("DNXHR HQ", "4444", "High")
 
     @property
     def layout(self):
@@ -211,7 +212,7 @@ class VideoSource:
         info = VideoInfo(self.path, cc.width, cc.height, cc.name, Fraction(rate) if rate else None,
                          Fraction(stream.time_base), frames, exact, duration, int(cc.bit_rate or stream.bit_rate or 0),
                          plan, colour_of(cc, cc.height, plan), first.rotation,
-                         kept_tags(stream, self.container), first.hdr)
+                         kept_tags(stream, self.container), first.hdr, cc.profile or None)
         return info, stream
 
     def batches(self, size: int, alloc: Callable[[int], torch.Tensor], clock: StageClock) -> Iterator[DecodedBatch]:

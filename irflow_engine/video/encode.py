@@ -43,8 +43,9 @@ COVER_ART_MUXERS = ("mp4", "ipod")
 # in Blu-ray mode, which FFmpeg uses for .m2ts and which has no PID for a data stream).
 DATA_MUXERS = ("mpegts",)
 NO_DATA_SUFFIXES = (".m2ts",)
-# Muxers without a codec table that hold what their own code checks (see muxer_takes); y4m takes rawvideo.
-OPEN_MUXERS = ("mpegts", "mpeg", "yuv4mpegpipe")
+# Muxers without a codec table that hold what their own code checks (see muxer_takes): y4m takes rawvideo,
+# MXF DNxHD/DNxHR, ProRes and more than the mpeg2video that PyAV lists for it.
+OPEN_MUXERS = ("mpegts", "mpeg", "yuv4mpegpipe", "mxf")
 # Frames the sink holds to sort their times (`VideoSink.write`): covers B-frame reordering up to this
 # depth (x264's default B-pyramid reorders by 2; MPEG-4 ASP by 1).
 REORDER_DEPTH = 4
@@ -154,6 +155,22 @@ def encoder_options(codec: str, opts: EncodeOptions) -> Dict[str, str]:
     return out
 
 
+# The ProRes decoder's profile names -> the ProRes encoders' profile numbers (apco, apcs, apcn, apch, ap4h, ap4x).
+PRORES_PROFILES = {"proxy": 0, "lt": 1, "standard": 2, "hq": 3, "4444": 4, "xq": 5}
+
+
+def kept_profile(codec: str, info: VideoInfo) -> Dict[str, str]:
+    """The encoder option that keeps the input's profile where it is the format's class of data rate
+    and depth (DNxHR LB/SQ/HQ/HQX/444, ProRes Proxy/LT/Standard/HQ/4444/XQ): without it the DNxHD
+    encoder falls back to DNxHD's fixed frame sizes and refuses the video, and ProRes changes class."""
+    name = (info.profile or "").lower()
+    if name and codec == "dnxhd" and info.codec == "dnxhd":
+        return {"profile": name.replace(" ", "_")}                 # "DNXHR HQ" -> dnxhr_hq
+    if name in PRORES_PROFILES and codec in ("prores", "prores_ks", "prores_aw") and info.codec == "prores":
+        return {"profile": str(PRORES_PROFILES[name])}             # both ProRes encoders number them alike
+    return {}
+
+
 class VideoSink:
     """An output file being written: the restored video stream plus the copied streams."""
 
@@ -184,7 +201,7 @@ class VideoSink:
         codec = choose_codec(info, opts.codec, c)
         self.pix_fmt = choose_pix_fmt(codec, info, opts.pix_fmt)
         self.codec = codec
-        options = encoder_options(codec, opts)
+        options = {**kept_profile(codec, info), **encoder_options(codec, opts)}
         if codec == "libsvtav1":
             # SVT-AV1 prints its whole configuration to stderr; only this variable, read when an encoder
             # opens, quiets it (1: errors). A value the user set is kept.
