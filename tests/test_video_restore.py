@@ -864,6 +864,47 @@ def test_readme_video_example_runs(tmp_path, monkeypatch):
     assert facts["frames"] == 8 and facts["streams"] == [("video", "h264"), ("audio", "aac")]
 
 
+def _with_font(path):
+    """A Matroska clip with a font attached (what styled ASS subtitles carry)."""
+    font = b"OTTO" + bytes(range(256)) * 4
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = 32, 24, "yuv420p"
+        c.add_attachment("subs-font.otf", "application/vnd.ms-opentype", font)
+        for i in range(3):
+            f = av.VideoFrame.from_ndarray(np.full((24, 32, 3), 30 * i + 40, np.uint8), format="rgb24")
+            f.pts = i
+            c.mux(v.encode(f))
+        c.mux(v.encode(None))
+    return font
+
+
+def _attachments(path):
+    with av.open(str(path)) as c:
+        return [(s.metadata.get("filename"), s.metadata.get("mimetype"), bytes(s.data)) for s in c.streams.attachments]
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_attachments_are_copied_into_matroska(suffix, tmp_path, tiny_checkpoint, caplog):
+    """A Matroska file's attached fonts are copied into a Matroska output (refused to be kept before);
+    an MP4 cannot hold them, and a warning names the file."""
+    import logging
+
+    from irflow_engine.batch.segments import join_parts, split_at_keyframes
+
+    src = tmp_path / "anime.mkv"
+    font = _with_font(src)
+    out = tmp_path / f"out{suffix}"
+    with caplog.at_level(logging.WARNING):
+        Engine.from_checkpoint(tiny_checkpoint, steps=1).restore_video(src, out, progress=False)
+        parts = split_at_keyframes(src, tmp_path / "parts", 100.0)   # restore-batch's split path joins too
+        join_parts(parts, src, tmp_path / f"joined{suffix}")
+    want = [("subs-font.otf", "application/vnd.ms-opentype", font)] if suffix == ".mkv" else []
+    assert _attachments(out) == want and _attachments(tmp_path / f"joined{suffix}") == want
+    assert ("'subs-font.otf' (stream #1) is not kept" in caplog.text) == (suffix == ".mp4")
+    assert "not kept: #1 (attachment)" not in caplog.text
+
+
 def test_split_and_join_say_the_cover_picture_is_dropped(clip, tmp_path, caplog):
     """restore-batch's segmented path (split, restore the parts, join; no Ray needed here): the
     parts hold the main video, and the join says the MP4's cover picture is not kept."""

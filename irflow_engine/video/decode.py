@@ -29,7 +29,7 @@ from .pipeline import StageClock
 
 log = logging.getLogger(__name__)
 
-COPIED_TYPES = ("audio", "subtitle")
+COPIED_TYPES = ("audio", "subtitle", "attachment")   # attachments: Matroska's fonts for styled subtitles
 ATTACHED_PIC = 1024   # FFmpeg's AV_DISPOSITION_ATTACHED_PIC: a cover image stored as a one-packet video stream
 # Video stream tags that describe the old encode (the muxer writes its own) and are not carried over:
 # Matroska's statistics (BPS, DURATION, NUMBER_OF_FRAMES, ... with a language suffix), the encoder,
@@ -181,7 +181,7 @@ class VideoSource:
                        if s is not self.stream and not is_cover_art(s)]
         if skipped or extra_video:
             log.warning("%s: only the first video stream is restored and audio, subtitle and data streams "
-                        "with a named codec copied; "
+                        "with a named codec and attachments copied; "
                         "not kept: %s", self.path.name, ", ".join(extra_video + skipped))
 
     def _probe(self):
@@ -226,7 +226,7 @@ class VideoSource:
         first_pts = last_pts = None   # the decoded frames' time span, for the truncation check
         batch: Optional[DecodedBatch] = None
         packets: list = []
-        demuxer = self.container.demux(self.stream, *self.copied)
+        demuxer = self.container.demux(self.stream, *[s for s in self.copied if s.type != "attachment"])
         while True:
             with self._lock, clock.timed():
                 if self._closed:

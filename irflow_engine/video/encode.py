@@ -42,6 +42,7 @@ COVER_ART_MUXERS = ("mp4", "ipod")
 # refuse them, or accept them in the codec query and then fail writing the header (MPEG-PS, and MPEG-TS
 # in Blu-ray mode, which FFmpeg uses for .m2ts and which has no PID for a data stream).
 DATA_MUXERS = ("mpegts",)
+ATTACHMENT_MUXERS = ("matroska",)   # fonts and images attached to the file
 NO_DATA_SUFFIXES = (".m2ts",)
 # Muxers without a codec table that hold what their own code checks (see muxer_takes): y4m takes rawvideo,
 # MXF DNxHD/DNxHR, ProRes and more than the mpeg2video that PyAV lists for it.
@@ -245,6 +246,14 @@ class VideoSink:
         self._moved = 0                        # frames moved one tick later (a repeated time)
         self.copies: Dict[int, object] = {}
         for s in copied:
+            if s.type == "attachment":   # no packets: written with the header
+                if c.format.name not in ATTACHMENT_MUXERS:
+                    log.warning("%s: the attachment %r (stream #%d) is not kept: a %s file cannot hold it (an "
+                                ".mkv output can)", info.path.name, s.metadata.get("filename", ""), s.index,
+                                self.path.suffix)
+                    continue
+                c.add_stream_from_template(s)
+                continue
             if s.type == "data":
                 if (c.format.name not in DATA_MUXERS or self.path.suffix.lower() in NO_DATA_SUFFIXES
                         or not muxer_takes(c, s.name)):
