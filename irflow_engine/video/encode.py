@@ -14,10 +14,11 @@ import heapq
 import logging
 import os
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Deque, Dict, List, Mapping, Optional, Sequence
+from typing import Deque, Dict, Iterator, List, Mapping, Optional, Sequence
 
 import torch
 
@@ -160,6 +161,23 @@ def encoder_options(codec: str, opts: EncodeOptions) -> Dict[str, str]:
 PRORES_PROFILES = {"proxy": 0, "lt": 1, "standard": 2, "hq": 3, "4444": 4, "xq": 5}
 
 
+@contextmanager
+def ffmpeg_messages() -> Iterator[list]:
+    """FFmpeg's error messages logged while the block runs, as (level, name, text) tuples: PyAV keeps
+    them only while a log level is set, and none is by default."""
+    import av
+
+    quiet = av.logging.get_level() is None
+    if quiet:
+        av.logging.set_level(av.logging.ERROR)
+    try:
+        with av.logging.Capture() as messages:
+            yield messages
+    finally:
+        if quiet:
+            av.logging.set_level(None)
+
+
 def kept_profile(codec: str, info: VideoInfo) -> Dict[str, str]:
     """The encoder option that keeps the input's profile where it is the format's class of data rate
     and depth (DNxHR LB/SQ/HQ/HQX/444, ProRes Proxy/LT/Standard/HQ/4444/XQ): without it the DNxHD
@@ -282,6 +300,18 @@ class VideoSink:
                                     "stream as one", info.path.name, s.index)
                         continue
             self.copies[s.index] = out
+        with ffmpeg_messages() as messages:   # the header now, so a refused stream stops it before any work
+            try:
+                c.start_encoding()
+            except av.FFmpegError as e:
+                raise self._refused(e, messages) from None
+
+    def _refused(self, error, messages) -> VideoError:
+        """The muxer's refusal (writing the header or the trailer) as an error that says what to do."""
+        why = "; ".join(f"[{name}] {text.strip()}" for _, name, text in messages) or error.strerror or str(error)
+        others = [x for x in dict.fromkeys((self.info.path.suffix.lower(), ".mkv")) if x != self.path.suffix.lower()]
+        return VideoError(f"a {self.path.suffix} file cannot hold this video's streams ({why}); write "
+                          f"{' or '.join(others) or 'another container'} instead (--codec chooses the video's encoder)")
 
     def write(self, raw: Optional[torch.Tensor], pts: List[int], durations: List[int], packets: Sequence) -> None:
         """Encode the frames in `raw` (host, the layout's format; None: no frames) and mux them, then `packets`.
@@ -334,9 +364,15 @@ class VideoSink:
         if self._moved:
             log.warning("%s: %d frames had the time of the frame before them; each was written one tick (%s s) "
                         "later", self.info.path.name, self._moved, self.info.time_base)
+        import av
+
         for packet in self.stream.encode(None):
             self.container.mux(packet)
-        self.container.close()
+        with ffmpeg_messages() as messages:
+            try:
+                self.container.close()
+            except av.FFmpegError as e:   # the trailer: MP4 refuses some audio (PCM's channel layout) only here
+                raise self._refused(e, messages) from None
 
     def abort(self) -> None:
         try:
