@@ -1,8 +1,9 @@
 """Image files <-> numpy uint8 H×W×3 (Pillow; 16-bit PNG/TIFF also as uint16), with atomic writes.
 
 Reading applies the EXIF orientation (a phone's portrait JPEG comes out upright, as viewers show
-it) and keeps an RGB ICC profile, which writing embeds again (PNG, JPEG, TIFF, WebP), so a
-restored Display P3 or Adobe RGB photograph keeps its colours in colour-managed viewers. The model
+it) and keeps an RGB ICC profile, which writing embeds again (PNG, JPEG, TIFF, WebP, AVIF), so a
+restored Display P3 or Adobe RGB photograph keeps its colours in colour-managed viewers; the rest of
+the EXIF block (camera, date taken, GPS) is written again too, without the orientation. The model
 works on the stored values, whatever their colour space: 8-bit ones, or the 16-bit samples of a
 16-bit PNG/TIFF (which Pillow would read as 8-bit; `images16` decodes and writes those).
 """
@@ -23,6 +24,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".g
 ICC_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".avif")   # formats Pillow embeds a profile in
 ALPHA_SUFFIXES = (".png", ".tif", ".tiff", ".webp", ".gif", ".avif")          # formats written with alpha
 LOSSY_SUFFIXES = (".jpg", ".jpeg", ".webp", ".avif")                          # written at `quality`
+EXIF_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".avif")  # formats written with EXIF
 SIXTEEN_BIT_SUFFIXES = (".png", ".tif", ".tiff")                       # 16-bit output (images16)
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,7 @@ class ImageFile:
     icc_profile: Optional[bytes] = None    # an ICC profile of an RGB colour space, or None
     rgb16: Optional[np.ndarray] = None     # uint16 H×W×3 of a 16-bit PNG/TIFF, else None
     alpha16: Optional[np.ndarray] = None   # its uint16 H×W alpha, or None
+    exif: Optional[bytes] = None           # the EXIF block (camera, date, GPS), orientation removed
 
     @property
     def pixels(self) -> np.ndarray:
@@ -98,9 +101,11 @@ def load_image(path) -> ImageFile:
                 log.warning("%s holds %d pages or frames; only the first is restored%s", path, im.n_frames, kept)
             icc = rgb_icc_profile(im.info.get("icc_profile"))
             try:
-                im = ImageOps.exif_transpose(im)
+                im = ImageOps.exif_transpose(im)   # also drops the orientation tag from info["exif"]
+                exif = im.info.get("exif") or None
             except Exception:   # unreadable EXIF: the pixels as stored, rather than no image at all
-                pass
+                exif = None
+            exif = bytes(exif) if isinstance(exif, (bytes, bytearray)) else None
             if im.mode in ("I;16", "I;16B", "I;16L", "I"):
                 arr = np.asarray(im, dtype=np.float64)
                 peak = 65535.0 if im.mode.startswith("I;16") or arr.max() > 255 else 255.0
@@ -113,7 +118,7 @@ def load_image(path) -> ImageFile:
                 rgb = rgba[..., :3]
             else:
                 rgb = np.asarray(im.convert("RGB"))
-            return ImageFile(np.ascontiguousarray(rgb), alpha, icc)
+            return ImageFile(np.ascontiguousarray(rgb), alpha, icc, exif=exif)
     except FileNotFoundError:
         raise ImageFileError(f"{path}: no such file") from None
     except ImageFileError:
@@ -138,11 +143,11 @@ def read_image(path) -> Tuple[np.ndarray, Optional[np.ndarray]]:
 
 
 def write_image(path, rgb: np.ndarray, alpha: Optional[np.ndarray] = None, quality: int = 95,
-                icc_profile: Optional[bytes] = None) -> None:
-    """Write uint8 (or uint16) H×W×3, plus optional alpha and ICC profile, to `path`, atomically
-    (temp file, then rename). uint16 pixels make a 16-bit PNG or TIFF (other formats get them
-    rounded to 8 bits). BMP stores neither alpha nor a profile; GIF is quantised to 256 colours,
-    its alpha to one transparent colour, and stores no profile."""
+                icc_profile: Optional[bytes] = None, exif: Optional[bytes] = None) -> None:
+    """Write uint8 (or uint16) H×W×3, plus optional alpha, ICC profile and EXIF block, to `path`,
+    atomically (temp file, then rename). uint16 pixels make a 16-bit PNG or TIFF (other formats get
+    them rounded to 8 bits; 16-bit files get no EXIF). BMP stores neither alpha nor a profile; GIF is
+    quantised to 256 colours, its alpha to one transparent colour, and stores no profile or EXIF."""
     from PIL import Image
 
     path = Path(path)
@@ -164,6 +169,8 @@ def write_image(path, rgb: np.ndarray, alpha: Optional[np.ndarray] = None, quali
     options = {"quality": quality} if path.suffix.lower() in LOSSY_SUFFIXES else {}
     if icc_profile and path.suffix.lower() in ICC_SUFFIXES:
         options["icc_profile"] = icc_profile
+    if exif and path.suffix.lower() in EXIF_SUFFIXES:
+        options["exif"] = exif
     Image.init()
     if fmt not in Image.SAVE:
         raise ImageFileError(f"{path}: this Pillow cannot write {fmt} (a build without its codec); "

@@ -40,13 +40,14 @@ def _srgb_profile() -> bytes:
 
 def test_exif_orientation_is_applied_and_icc_profile_kept(tmp_path, tiny_checkpoint):
     """A phone JPEG stored sideways with EXIF orientation 6 is read upright (as viewers show it),
-    and the input's RGB colour profile is embedded in the output."""
+    and the input's RGB colour profile and its other EXIF tags are written into the output."""
     from PIL import Image
 
     rng = np.random.default_rng(3)
     stored = rng.integers(0, 256, size=(13, 21, 3), dtype=np.uint8)   # as the sensor wrote it
     exif = Image.Exif()
     exif[0x0112] = 6   # orientation: rotate 90° clockwise to display
+    exif[0x010F], exif[0x0132] = "TestCam", "2026:11:27 10:00:00"   # Make, DateTime: written again
     profile = _srgb_profile()
     Image.fromarray(stored).save(tmp_path / "in.png", exif=exif, icc_profile=profile)
 
@@ -57,6 +58,7 @@ def test_exif_orientation_is_applied_and_icc_profile_kept(tmp_path, tiny_checkpo
     with Image.open(tmp_path / "o.png") as out:
         assert out.size == (13, 21) and out.info.get("icc_profile") == profile
         assert out.getexif().get(0x0112) in (None, 1), "the output must not be rotated a second time"
+        assert out.getexif().get(0x010F) == "TestCam" and out.getexif().get(0x0132) == "2026:11:27 10:00:00"
     expected = Engine.from_checkpoint(tiny_checkpoint, steps=1).restore(upright)
     np.testing.assert_array_equal(read_image(tmp_path / "o.png")[0], expected)
 
