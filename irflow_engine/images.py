@@ -3,7 +3,8 @@
 Reading applies the EXIF orientation (a phone's portrait JPEG comes out upright, as viewers show
 it) and keeps an RGB ICC profile, which writing embeds again (PNG, JPEG, TIFF, WebP, AVIF), so a
 restored Display P3 or Adobe RGB photograph keeps its colours in colour-managed viewers; the rest of
-the EXIF block (camera, date taken, GPS) is written again too, without the orientation. The model
+the EXIF block (camera, date taken, GPS) and the XMP packet (JPEG, WebP, AVIF) are written again
+too, without the orientation. The model
 works on the stored values, whatever their colour space: 8-bit ones, or the 16-bit samples of a
 16-bit PNG/TIFF (which Pillow would read as 8-bit; `images16` decodes and writes those).
 """
@@ -25,6 +26,7 @@ ICC_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".avif")   # 
 ALPHA_SUFFIXES = (".png", ".tif", ".tiff", ".webp", ".gif", ".avif")          # formats written with alpha
 LOSSY_SUFFIXES = (".jpg", ".jpeg", ".webp", ".avif")                          # written at `quality`
 EXIF_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".avif")  # formats written with EXIF
+XMP_SUFFIXES = (".jpg", ".jpeg", ".webp", ".avif")                           # and with XMP (Pillow writes it)
 SIXTEEN_BIT_SUFFIXES = (".png", ".tif", ".tiff")                       # 16-bit output (images16)
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,7 @@ class ImageFile:
     rgb16: Optional[np.ndarray] = None     # uint16 H×W×3 of a 16-bit PNG/TIFF, else None
     alpha16: Optional[np.ndarray] = None   # its uint16 H×W alpha, or None
     exif: Optional[bytes] = None           # the EXIF block (camera, date, GPS), orientation removed
+    xmp: Optional[bytes] = None            # the XMP packet (rating, keywords, edits), orientation removed
 
     @property
     def pixels(self) -> np.ndarray:
@@ -101,11 +104,10 @@ def load_image(path) -> ImageFile:
                 log.warning("%s holds %d pages or frames; only the first is restored%s", path, im.n_frames, kept)
             icc = rgb_icc_profile(im.info.get("icc_profile"))
             try:
-                im = ImageOps.exif_transpose(im)   # also drops the orientation tag from info["exif"]
-                exif = im.info.get("exif") or None
+                im = ImageOps.exif_transpose(im)   # also drops the orientation tag from EXIF and XMP
             except Exception:   # unreadable EXIF: the pixels as stored, rather than no image at all
-                exif = None
-            exif = bytes(exif) if isinstance(exif, (bytes, bytearray)) else None
+                pass
+            exif, xmp = _metadata(im.info)
             if im.mode in ("I;16", "I;16B", "I;16L", "I"):
                 arr = np.asarray(im, dtype=np.float64)
                 peak = 65535.0 if im.mode.startswith("I;16") or arr.max() > 255 else 255.0
@@ -118,13 +120,22 @@ def load_image(path) -> ImageFile:
                 rgb = rgba[..., :3]
             else:
                 rgb = np.asarray(im.convert("RGB"))
-            return ImageFile(np.ascontiguousarray(rgb), alpha, icc, exif=exif)
+            return ImageFile(np.ascontiguousarray(rgb), alpha, icc, exif=exif, xmp=xmp)
     except FileNotFoundError:
         raise ImageFileError(f"{path}: no such file") from None
     except ImageFileError:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise ImageFileError(f"{path}: cannot read image ({e})") from None
+
+
+def _metadata(info: dict) -> Tuple[Optional[bytes], Optional[bytes]]:
+    """The EXIF block and XMP packet in a Pillow image's `info` (PNG keeps XMP as a text chunk)."""
+    exif = info.get("exif")
+    xmp = info.get("xmp") or info.get("XML:com.adobe.xmp")
+    exif = bytes(exif) if isinstance(exif, (bytes, bytearray)) and exif else None
+    xmp = xmp.encode() if isinstance(xmp, str) else bytes(xmp) if isinstance(xmp, (bytes, bytearray)) else None
+    return exif, xmp or None
 
 
 def _load_16bit(path) -> ImageFile:
@@ -143,9 +154,10 @@ def read_image(path) -> Tuple[np.ndarray, Optional[np.ndarray]]:
 
 
 def write_image(path, rgb: np.ndarray, alpha: Optional[np.ndarray] = None, quality: int = 95,
-                icc_profile: Optional[bytes] = None, exif: Optional[bytes] = None) -> None:
-    """Write uint8 (or uint16) H×W×3, plus optional alpha, ICC profile and EXIF block, to `path`,
-    atomically (temp file, then rename). uint16 pixels make a 16-bit PNG or TIFF (other formats get
+                icc_profile: Optional[bytes] = None, exif: Optional[bytes] = None,
+                xmp: Optional[bytes] = None) -> None:
+    """Write uint8 (or uint16) H×W×3, plus optional alpha, ICC profile, EXIF block and XMP packet
+    (JPEG, WebP, AVIF), to `path`, atomically (temp file, then rename). uint16 pixels make a 16-bit PNG or TIFF (other formats get
     them rounded to 8 bits; 16-bit files get no EXIF). BMP stores neither alpha nor a profile; GIF is
     quantised to 256 colours, its alpha to one transparent colour, and stores no profile or EXIF."""
     from PIL import Image
@@ -171,6 +183,8 @@ def write_image(path, rgb: np.ndarray, alpha: Optional[np.ndarray] = None, quali
         options["icc_profile"] = icc_profile
     if exif and path.suffix.lower() in EXIF_SUFFIXES:
         options["exif"] = exif
+    if xmp and path.suffix.lower() in XMP_SUFFIXES:
+        options["xmp"] = xmp
     Image.init()
     if fmt not in Image.SAVE:
         raise ImageFileError(f"{path}: this Pillow cannot write {fmt} (a build without its codec); "

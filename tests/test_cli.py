@@ -63,6 +63,28 @@ def test_exif_orientation_is_applied_and_icc_profile_kept(tmp_path, tiny_checkpo
     np.testing.assert_array_equal(read_image(tmp_path / "o.png")[0], expected)
 
 
+XMP = (b'<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
+       b'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description xmlns:xmp="http://ns.adobe.com/'
+       b'xap/1.0/" xmlns:tiff="http://ns.adobe.com/tiff/1.0/" xmp:Rating="4" tiff:Orientation="6"/></rdf:RDF>'
+       b'</x:xmpmeta><?xpacket end="w"?>')
+
+
+def test_xmp_is_kept_without_its_orientation(tmp_path, tiny_checkpoint):
+    """A JPEG's XMP packet (a rating from a photo manager) is written again; its orientation, already
+    applied to the pixels, is not (a viewer would turn the picture a second time)."""
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    rgb = np.random.default_rng(4).integers(0, 256, size=(13, 21, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "in.jpg", exif=exif, xmp=XMP)
+    assert main(["restore", str(tmp_path / "in.jpg"), "-o", str(tmp_path / "o.jpg"), "--model",
+                 str(tiny_checkpoint), "--steps", "1"]) == 0
+    with Image.open(tmp_path / "o.jpg") as out:
+        xmp = out.info.get("xmp", b"")
+        assert out.size == (13, 21) and b'xmp:Rating="4"' in xmp and b"Orientation" not in xmp
+
+
 def test_only_rgb_icc_profiles_are_carried():
     from irflow_engine.images import rgb_icc_profile
 

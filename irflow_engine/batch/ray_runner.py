@@ -104,7 +104,7 @@ def read_row(row: Dict) -> Dict:
     # 16-bit PNG/TIFF samples get columns of their own: a tensor column holds one dtype.
     row = dict(row, image=np.zeros((0, 0, 3), np.uint8), alpha=np.zeros((0, 0), np.uint8),
                image16=np.zeros((0, 0, 3), np.uint16), alpha16=np.zeros((0, 0), np.uint16),
-               icc=np.zeros(0, np.uint8), exif=np.zeros(0, np.uint8), error="")
+               icc=np.zeros(0, np.uint8), exif=np.zeros(0, np.uint8), xmp=np.zeros(0, np.uint8), error="")
     try:
         image = load_image(row["src"])
         row["image"] = image.rgb
@@ -116,8 +116,9 @@ def read_row(row: Dict) -> Dict:
                 row["alpha16"] = image.alpha16
         if image.icc_profile:   # as uint8, like alpha: a bytes column may lose trailing zero bytes
             row["icc"] = np.frombuffer(image.icc_profile, np.uint8).copy()
-        if image.exif:
-            row["exif"] = np.frombuffer(image.exif, np.uint8).copy()
+        for key in ("exif", "xmp"):
+            if getattr(image, key):
+                row[key] = np.frombuffer(getattr(image, key), np.uint8).copy()
     except INPUT_ERRORS as e:
         row["error"] = str(e)
     row["seconds"] = time.perf_counter() - t0
@@ -180,9 +181,9 @@ def write_row(row: Dict) -> Dict:
             deep = row["image16"].size > 0   # a 16-bit file: written 16-bit (PNG/TIFF)
             rgb, alpha = (row["image16"], row["alpha16"]) if deep else (row["image"], row["alpha"])
             icc = np.asarray(row["icc"], np.uint8).tobytes() or None
-            exif = np.asarray(row["exif"], np.uint8).tobytes() or None
+            exif, xmp = (np.asarray(row[key], np.uint8).tobytes() or None for key in ("exif", "xmp"))
             write_image(row["dst"], np.ascontiguousarray(rgb), alpha if alpha.size else None, icc_profile=icc,
-                        exif=exif)
+                        exif=exif, xmp=xmp)
         except INPUT_ERRORS as e:
             error = str(e)
     return {"src": row["src"], "dst": row["dst"], "error": error,
