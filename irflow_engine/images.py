@@ -3,8 +3,8 @@
 Reading applies the EXIF orientation (a phone's portrait JPEG comes out upright, as viewers show
 it) and keeps an RGB ICC profile, which writing embeds again (PNG, JPEG, TIFF, WebP, AVIF), so a
 restored Display P3 or Adobe RGB photograph keeps its colours in colour-managed viewers; the rest of
-the EXIF block (camera, date taken, GPS) and the XMP packet (JPEG, WebP, AVIF) are written again
-too, without the orientation. The model
+the EXIF block (camera, date taken, GPS), the XMP packet (JPEG, WebP, AVIF) and the resolution (a
+scan's dpi) are written again too, without the orientation. The model
 works on the stored values, whatever their colour space: 8-bit ones, or the 16-bit samples of a
 16-bit PNG/TIFF (which Pillow would read as 8-bit; `images16` decodes and writes those).
 """
@@ -27,6 +27,7 @@ ALPHA_SUFFIXES = (".png", ".tif", ".tiff", ".webp", ".gif", ".avif")          # 
 LOSSY_SUFFIXES = (".jpg", ".jpeg", ".webp", ".avif")                          # written at `quality`
 EXIF_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".avif")  # formats written with EXIF
 XMP_SUFFIXES = (".jpg", ".jpeg", ".webp", ".avif")                           # and with XMP (Pillow writes it)
+DPI_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")             # and with a resolution (dpi)
 SIXTEEN_BIT_SUFFIXES = (".png", ".tif", ".tiff")                       # 16-bit output (images16)
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class ImageFile:
     alpha16: Optional[np.ndarray] = None   # its uint16 H×W alpha, or None
     exif: Optional[bytes] = None           # the EXIF block (camera, date, GPS), orientation removed
     xmp: Optional[bytes] = None            # the XMP packet (rating, keywords, edits), orientation removed
+    dpi: Optional[Tuple[float, float]] = None   # print resolution (a scan's 600 dpi), if the file states one
 
     @property
     def pixels(self) -> np.ndarray:
@@ -120,7 +122,7 @@ def load_image(path) -> ImageFile:
                 rgb = rgba[..., :3]
             else:
                 rgb = np.asarray(im.convert("RGB"))
-            return ImageFile(np.ascontiguousarray(rgb), alpha, icc, exif=exif, xmp=xmp)
+            return ImageFile(np.ascontiguousarray(rgb), alpha, icc, exif=exif, xmp=xmp, dpi=_dpi(im.info))
     except FileNotFoundError:
         raise ImageFileError(f"{path}: no such file") from None
     except ImageFileError:
@@ -136,6 +138,16 @@ def _metadata(info: dict) -> Tuple[Optional[bytes], Optional[bytes]]:
     exif = bytes(exif) if isinstance(exif, (bytes, bytearray)) and exif else None
     xmp = xmp.encode() if isinstance(xmp, str) else bytes(xmp) if isinstance(xmp, (bytes, bytearray)) else None
     return exif, xmp or None
+
+
+def _dpi(info: dict) -> Optional[Tuple[float, float]]:
+    """The horizontal and vertical resolution a file states (PNG stores it in metres: 599.9988 for 600)."""
+    dpi = info.get("dpi")
+    try:
+        x, y = (round(float(v), 2) for v in dpi)
+    except (TypeError, ValueError):
+        return None
+    return (x, y) if x > 0 and y > 0 else None
 
 
 def _load_16bit(path) -> ImageFile:
@@ -155,9 +167,9 @@ def read_image(path) -> Tuple[np.ndarray, Optional[np.ndarray]]:
 
 def write_image(path, rgb: np.ndarray, alpha: Optional[np.ndarray] = None, quality: int = 95,
                 icc_profile: Optional[bytes] = None, exif: Optional[bytes] = None,
-                xmp: Optional[bytes] = None) -> None:
-    """Write uint8 (or uint16) H×W×3, plus optional alpha, ICC profile, EXIF block and XMP packet
-    (JPEG, WebP, AVIF), to `path`, atomically (temp file, then rename). uint16 pixels make a 16-bit PNG or TIFF (other formats get
+                xmp: Optional[bytes] = None, dpi: Optional[Tuple[float, float]] = None) -> None:
+    """Write uint8 (or uint16) H×W×3, plus optional alpha, ICC profile, EXIF block, XMP packet (JPEG,
+    WebP, AVIF) and resolution (PNG, JPEG, TIFF, BMP), to `path`, atomically (temp file, then rename). uint16 pixels make a 16-bit PNG or TIFF (other formats get
     them rounded to 8 bits; 16-bit files get no EXIF). BMP stores neither alpha nor a profile; GIF is
     quantised to 256 colours, its alpha to one transparent colour, and stores no profile or EXIF."""
     from PIL import Image
@@ -185,6 +197,8 @@ def write_image(path, rgb: np.ndarray, alpha: Optional[np.ndarray] = None, quali
         options["exif"] = exif
     if xmp and path.suffix.lower() in XMP_SUFFIXES:
         options["xmp"] = xmp
+    if dpi and path.suffix.lower() in DPI_SUFFIXES:
+        options["dpi"] = dpi
     Image.init()
     if fmt not in Image.SAVE:
         raise ImageFileError(f"{path}: this Pillow cannot write {fmt} (a build without its codec); "

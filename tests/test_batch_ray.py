@@ -44,7 +44,7 @@ def photo_folder(tmp_path_factory):
     astronaut, coffee = skimage.data.astronaut(), skimage.data.coffee()
     write_image(folder / "a.png", astronaut[100:140, 180:228])
     write_image(folder / "b.png", astronaut[300:340, 200:248])
-    write_image(folder / "c.png", coffee[50:83, 100:151], icc_profile=_profile())   # odd size, ICC profile
+    write_image(folder / "c.png", coffee[50:83, 100:151], icc_profile=_profile(), dpi=(300, 300))   # odd size, ICC
     write_image(folder / "d.jpg", coffee[200:248, 300:340], exif=_camera_exif())
     deep = coffee[120:150, 200:236].astype(np.uint16) * 257 + np.random.default_rng(0).integers(0, 257, (30, 36, 3))
     write_image(folder / "e.png", deep.astype(np.uint16), np.full((30, 36), 40000, np.uint16))   # 16-bit, alpha
@@ -84,6 +84,7 @@ def test_images_equal_engine_retry_skip_and_manifest(tmp_path, local_ray, photo_
     profile = load_image(photo_folder / "c.png").icc_profile
     assert profile and load_image(out / "c.png").icc_profile == profile, "the colour profile was lost on the way"
     assert load_image(out / "d.jpg").exif == load_image(photo_folder / "d.jpg").exif == _camera_exif(), "EXIF lost"
+    assert load_image(out / "c.png").dpi == (300, 300), "the resolution was lost"
     assert not [p for p in out.iterdir() if p.name.startswith(".")], "temporary files left behind"
 
     manifest = json.loads((out / "manifest.json").read_text())

@@ -69,20 +69,21 @@ XMP = (b'<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="a
        b'</x:xmpmeta><?xpacket end="w"?>')
 
 
-def test_xmp_is_kept_without_its_orientation(tmp_path, tiny_checkpoint):
-    """A JPEG's XMP packet (a rating from a photo manager) is written again; its orientation, already
-    applied to the pixels, is not (a viewer would turn the picture a second time)."""
+def test_xmp_and_dpi_are_kept_without_the_orientation(tmp_path, tiny_checkpoint):
+    """A JPEG's XMP packet (a rating from a photo manager) and resolution are written again; the
+    XMP's orientation, already applied to the pixels, is not (a viewer would turn it a second time)."""
     from PIL import Image
 
     exif = Image.Exif()
     exif[0x0112] = 6
     rgb = np.random.default_rng(4).integers(0, 256, size=(13, 21, 3), dtype=np.uint8)
-    Image.fromarray(rgb).save(tmp_path / "in.jpg", exif=exif, xmp=XMP)
+    Image.fromarray(rgb).save(tmp_path / "in.jpg", exif=exif, xmp=XMP, dpi=(600, 600))   # a scan's resolution
     assert main(["restore", str(tmp_path / "in.jpg"), "-o", str(tmp_path / "o.jpg"), "--model",
                  str(tiny_checkpoint), "--steps", "1"]) == 0
     with Image.open(tmp_path / "o.jpg") as out:
         xmp = out.info.get("xmp", b"")
         assert out.size == (13, 21) and b'xmp:Rating="4"' in xmp and b"Orientation" not in xmp
+        assert out.info.get("dpi") == (600, 600)
 
 
 def test_only_rgb_icc_profiles_are_carried():

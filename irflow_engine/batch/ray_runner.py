@@ -104,7 +104,8 @@ def read_row(row: Dict) -> Dict:
     # 16-bit PNG/TIFF samples get columns of their own: a tensor column holds one dtype.
     row = dict(row, image=np.zeros((0, 0, 3), np.uint8), alpha=np.zeros((0, 0), np.uint8),
                image16=np.zeros((0, 0, 3), np.uint16), alpha16=np.zeros((0, 0), np.uint16),
-               icc=np.zeros(0, np.uint8), exif=np.zeros(0, np.uint8), xmp=np.zeros(0, np.uint8), error="")
+               icc=np.zeros(0, np.uint8), exif=np.zeros(0, np.uint8), xmp=np.zeros(0, np.uint8),
+               dpi=np.zeros(0), error="")
     try:
         image = load_image(row["src"])
         row["image"] = image.rgb
@@ -119,6 +120,8 @@ def read_row(row: Dict) -> Dict:
         for key in ("exif", "xmp"):
             if getattr(image, key):
                 row[key] = np.frombuffer(getattr(image, key), np.uint8).copy()
+        if image.dpi:
+            row["dpi"] = np.array(image.dpi, np.float64)
     except INPUT_ERRORS as e:
         row["error"] = str(e)
     row["seconds"] = time.perf_counter() - t0
@@ -182,8 +185,9 @@ def write_row(row: Dict) -> Dict:
             rgb, alpha = (row["image16"], row["alpha16"]) if deep else (row["image"], row["alpha"])
             icc = np.asarray(row["icc"], np.uint8).tobytes() or None
             exif, xmp = (np.asarray(row[key], np.uint8).tobytes() or None for key in ("exif", "xmp"))
+            dpi = tuple(float(v) for v in row["dpi"]) or None
             write_image(row["dst"], np.ascontiguousarray(rgb), alpha if alpha.size else None, icc_profile=icc,
-                        exif=exif, xmp=xmp)
+                        exif=exif, xmp=xmp, dpi=dpi)
         except INPUT_ERRORS as e:
             error = str(e)
     return {"src": row["src"], "dst": row["dst"], "error": error,
