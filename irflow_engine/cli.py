@@ -142,7 +142,8 @@ def _plan_outputs(src: Path, dst: Path) -> List[Tuple[Path, Path]]:
         if videos:
             more = f" and {len(videos) - 3} more" if len(videos) > 3 else ""
             log.warning("the folder's videos (%s%s) are not restored with its images: give each video to irflow "
-                        "restore, or the folder to irflow restore-batch, which restores both", ", ".join(videos[:3]), more)
+                        "restore, or the folder to irflow restore-batch, which restores both",
+                        ", ".join(videos[:3]), more)
         if not pairs:
             raise CliError(f"no images ({kinds}) in folder {src}")
         return pairs

@@ -169,8 +169,9 @@ def write_image(path, rgb: np.ndarray, alpha: Optional[np.ndarray] = None, quali
                 icc_profile: Optional[bytes] = None, exif: Optional[bytes] = None,
                 xmp: Optional[bytes] = None, dpi: Optional[Tuple[float, float]] = None) -> None:
     """Write uint8 (or uint16) H×W×3, plus optional alpha, ICC profile, EXIF block, XMP packet (JPEG,
-    WebP, AVIF) and resolution (PNG, JPEG, TIFF, BMP), to `path`, atomically (temp file, then rename). uint16 pixels make a 16-bit PNG or TIFF (other formats get
-    them rounded to 8 bits; 16-bit files get no EXIF). BMP stores neither alpha nor a profile; GIF is
+    WebP, AVIF) and resolution (PNG, JPEG, TIFF, BMP), to `path`, atomically (temp file, then
+    rename). uint16 pixels make a 16-bit PNG or TIFF (other formats get them rounded to 8 bits;
+    16-bit files get no EXIF, XMP or resolution). BMP stores neither alpha nor a profile; GIF is
     quantised to 256 colours, its alpha to one transparent colour, and stores no profile or EXIF."""
     from PIL import Image
 

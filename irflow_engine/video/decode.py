@@ -1,10 +1,11 @@
 """Reading a video file with PyAV: what it holds (`VideoInfo`) and its frames, in batches.
 
 The first video stream is decoded with FFmpeg's frame/slice threads; its frames are copied into
-batch buffers in the rawvideo layout of the plan's work format. Audio and subtitle packets are
-demuxed alongside and handed on untouched, attached to the batch they arrived with, so the muxer
-can interleave them with the re-encoded video. At the end, fewer frames than the header announces
-is an error (`TruncatedVideoError`).
+batch buffers in the rawvideo layout of the plan's work format (a frame whose size or format
+changed midway is scaled to the start's first). Audio, subtitle and data packets are demuxed
+alongside and handed on untouched, attached to the batch they arrived with, so the muxer can
+interleave them with the re-encoded video. At the end, frames that do not span the length the
+header announces are an error (`TruncatedVideoError`).
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ import torch
 
 from .avframes import copy_to_slot
 from .errors import TruncatedVideoError, VideoError
+from .formats import Colour, FormatPlan, colour_of, describe_conversion, plan_format
 from .hdr import HdrMetadata
 from .hdr import from_frame as hdr_from_frame
-from .formats import Colour, FormatPlan, colour_of, describe_conversion, plan_format
 from .layouts import layout_for
 from .pipeline import StageClock
 

@@ -1,11 +1,14 @@
 """Writing the restored video with PyAV: encoder choice, its settings, and the copied streams.
 
 Defaults look like the input: the same codec (its default FFmpeg encoder; libx264, or libx265 for
-deep video, when there is none or the container refuses it), the same pixel format when the
-encoder takes it (else the work format, else 4:2:0 of the same depth), frame rate, time base,
-each frame's timestamp and duration, and the colour tags. Quality: `crf` for the codecs that have
-one (default `CRF_DEFAULTS`, near transparent), the input's bit rate for the others, lossless
-codecs untouched. Audio and subtitle packets are remuxed unchanged.
+deep video, when there is none or the container refuses it) and profile (DNxHR, ProRes), the same
+pixel format when the encoder takes it (else its chroma layout at a depth it takes, else the work
+format, else 4:2:0 of the same depth), frame rate, time base, each frame's timestamp (sorted, made
+increasing) and duration, the colour tags and HDR10 metadata (`hdr.py`). Quality: `crf` for the
+codecs that have one (default `CRF_DEFAULTS`, near transparent), the input's bit rate for the
+others, lossless codecs untouched. Audio, subtitle and data packets are remuxed unchanged, and
+attachments copied, where the container holds them; the header is written first, so a container
+that refuses a stream says so before any work.
 """
 
 from __future__ import annotations
@@ -43,8 +46,8 @@ COVER_ART_MUXERS = ("mp4", "ipod")
 # refuse them, or accept them in the codec query and then fail writing the header (MPEG-PS, and MPEG-TS
 # in Blu-ray mode, which FFmpeg uses for .m2ts and which has no PID for a data stream).
 DATA_MUXERS = ("mpegts",)
-ATTACHMENT_MUXERS = ("matroska",)   # fonts and images attached to the file
 NO_DATA_SUFFIXES = (".m2ts",)
+ATTACHMENT_MUXERS = ("matroska",)   # fonts and images attached to the file
 # Muxers without a codec table that hold what their own code checks (see muxer_takes): y4m takes rawvideo,
 # MXF DNxHD/DNxHR, ProRes and more than the mpeg2video that PyAV lists for it.
 OPEN_MUXERS = ("mpegts", "mpeg", "yuv4mpegpipe", "mxf")
