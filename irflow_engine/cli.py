@@ -224,7 +224,7 @@ def _restore_image_file(engine, src: Path, dst: Path, args, progress=None) -> Tu
     image = load_image(src)
     restored = engine.restore(image.pixels, tile=args.tile, tile_overlap=args.tile_overlap, progress=progress)
     write_image(dst, restored, image.alpha_to_write, icc_profile=image.icc_profile,   # 16-bit in, 16-bit out
-                exif=image.exif, xmp=image.xmp, dpi=image.dpi)
+                exif=image.exif, xmp=image.xmp, dpi=image.dpi, text=image.text)
     return image.rgb.shape[:2]
 
 

@@ -3,8 +3,8 @@
 Reading applies the EXIF orientation (a phone's portrait JPEG comes out upright, as viewers show
 it) and keeps an RGB ICC profile, which writing embeds again (PNG, JPEG, TIFF, WebP, AVIF), so a
 restored Display P3 or Adobe RGB photograph keeps its colours in colour-managed viewers; the rest of
-the EXIF block (camera, date taken, GPS), the XMP packet (JPEG, WebP, AVIF) and the resolution (a
-scan's dpi) are written again too, without the orientation. The model
+the EXIF block (camera, date taken, GPS), the XMP packet, the resolution (a scan's dpi) and a PNG's
+text chunks (a generator's "parameters") are written again too, without the orientation. The model
 works on the stored values, whatever their colour space: 8-bit ones, or the 16-bit samples of a
 16-bit PNG/TIFF (which Pillow would read as 8-bit; `images16` decodes and writes those).
 """
@@ -12,9 +12,9 @@ works on the stored values, whatever their colour space: 8-bit ones, or the 16-b
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -59,6 +59,7 @@ class ImageFile:
     exif: Optional[bytes] = None           # the EXIF block (camera, date, GPS), orientation removed
     xmp: Optional[bytes] = None            # the XMP packet (rating, keywords, edits), orientation removed
     dpi: Optional[Tuple[float, float]] = None   # print resolution (a scan's 600 dpi), if the file states one
+    text: Dict[str, str] = field(default_factory=dict)   # a PNG's text chunks (a generator's "parameters")
 
     @property
     def pixels(self) -> np.ndarray:
@@ -105,6 +106,7 @@ def load_image(path) -> ImageFile:
                         if im.format in ("PNG", "WEBP", "GIF") else "")
                 log.warning("%s holds %d pages or frames; only the first is restored%s", path, im.n_frames, kept)
             icc = rgb_icc_profile(im.info.get("icc_profile"))
+            is_png = im.format == "PNG"   # the upright copy below has no format
             try:
                 im = ImageOps.exif_transpose(im)   # also drops the orientation tag from EXIF and XMP
             except Exception:   # unreadable EXIF: the pixels as stored, rather than no image at all
@@ -122,7 +124,9 @@ def load_image(path) -> ImageFile:
                 rgb = rgba[..., :3]
             else:
                 rgb = np.asarray(im.convert("RGB"))
-            return ImageFile(np.ascontiguousarray(rgb), alpha, icc, exif=exif, xmp=xmp, dpi=_dpi(im.info))
+            text = {k: v for k, v in im.info.items() if isinstance(v, str)} if is_png else {}
+            return ImageFile(np.ascontiguousarray(rgb), alpha, icc, exif=exif, xmp=xmp, dpi=_dpi(im.info),
+                             text=text)
     except FileNotFoundError:
         raise ImageFileError(f"{path}: no such file") from None
     except ImageFileError:
@@ -167,11 +171,12 @@ def read_image(path) -> Tuple[np.ndarray, Optional[np.ndarray]]:
 
 def write_image(path, rgb: np.ndarray, alpha: Optional[np.ndarray] = None, quality: int = 95,
                 icc_profile: Optional[bytes] = None, exif: Optional[bytes] = None,
-                xmp: Optional[bytes] = None, dpi: Optional[Tuple[float, float]] = None) -> None:
+                xmp: Optional[bytes] = None, dpi: Optional[Tuple[float, float]] = None,
+                text: Optional[Dict[str, str]] = None) -> None:
     """Write uint8 (or uint16) H×W×3, plus optional alpha, ICC profile, EXIF block, XMP packet (JPEG,
-    WebP, AVIF) and resolution (PNG, JPEG, TIFF, BMP), to `path`, atomically (temp file, then
-    rename). uint16 pixels make a 16-bit PNG or TIFF (other formats get them rounded to 8 bits;
-    16-bit files get no EXIF, XMP or resolution). BMP stores neither alpha nor a profile; GIF is
+    WebP, AVIF; a PNG holds it as a text chunk), resolution (PNG, JPEG, TIFF, BMP) and PNG text
+    chunks, to `path`, atomically (temp file, then rename). uint16 pixels make a 16-bit PNG or TIFF (other formats get them rounded to 8 bits;
+    16-bit files get no EXIF, XMP, resolution or text). BMP stores neither alpha nor a profile; GIF is
     quantised to 256 colours, its alpha to one transparent colour, and stores no profile or EXIF."""
     from PIL import Image
 
@@ -200,6 +205,13 @@ def write_image(path, rgb: np.ndarray, alpha: Optional[np.ndarray] = None, quali
         options["xmp"] = xmp
     if dpi and path.suffix.lower() in DPI_SUFFIXES:
         options["dpi"] = dpi
+    if text and fmt == "PNG":
+        from PIL.PngImagePlugin import PngInfo
+
+        chunks = PngInfo()
+        for key, value in text.items():
+            chunks.add_text(key, value)   # iTXt when the value is not Latin-1
+        options["pnginfo"] = chunks
     Image.init()
     if fmt not in Image.SAVE:
         raise ImageFileError(f"{path}: this Pillow cannot write {fmt} (a build without its codec); "

@@ -42,7 +42,7 @@ def photo_folder(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("photos")
     astronaut, coffee = skimage.data.astronaut(), skimage.data.coffee()
-    write_image(folder / "a.png", astronaut[100:140, 180:228])
+    write_image(folder / "a.png", astronaut[100:140, 180:228], text={"parameters": "an astronaut, steps: 20"})
     write_image(folder / "b.png", astronaut[300:340, 200:248])
     write_image(folder / "c.png", coffee[50:83, 100:151], icc_profile=_profile(), dpi=(300, 300))   # odd size, ICC
     write_image(folder / "d.jpg", coffee[200:248, 300:340], exif=_camera_exif())
@@ -85,6 +85,7 @@ def test_images_equal_engine_retry_skip_and_manifest(tmp_path, local_ray, photo_
     assert profile and load_image(out / "c.png").icc_profile == profile, "the colour profile was lost on the way"
     assert load_image(out / "d.jpg").exif == load_image(photo_folder / "d.jpg").exif == _camera_exif(), "EXIF lost"
     assert load_image(out / "c.png").dpi == (300, 300), "the resolution was lost"
+    assert load_image(out / "a.png").text == {"parameters": "an astronaut, steps: 20"}, "PNG text lost"
     assert not [p for p in out.iterdir() if p.name.startswith(".")], "temporary files left behind"
 
     manifest = json.loads((out / "manifest.json").read_text())

@@ -86,6 +86,29 @@ def test_xmp_and_dpi_are_kept_without_the_orientation(tmp_path, tiny_checkpoint)
         assert out.info.get("dpi") == (600, 600)
 
 
+def test_png_text_chunks_are_kept(tmp_path, tiny_checkpoint):
+    """A PNG's text chunks (an image generator's "parameters", a Unicode description, XMP) are
+    written into the restored PNG; the XMP loses its orientation with the EXIF's."""
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    chunks = PngInfo()
+    chunks.add_text("parameters", "a cat on a sofa, steps: 20")
+    chunks.add_text("Description", "café ☕")
+    chunks.add_text("XML:com.adobe.xmp", XMP.decode())
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    rgb = np.random.default_rng(5).integers(0, 256, size=(13, 21, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "in.png", pnginfo=chunks, exif=exif)
+    assert main(["restore", str(tmp_path / "in.png"), "-o", str(tmp_path / "o.png"), "--model",
+                 str(tiny_checkpoint), "--steps", "1"]) == 0
+    with Image.open(tmp_path / "o.png") as out:
+        text = out.text
+        assert out.size == (13, 21)
+    assert text["parameters"] == "a cat on a sofa, steps: 20" and text["Description"] == "café ☕"
+    assert 'xmp:Rating="4"' in text["XML:com.adobe.xmp"] and "Orientation" not in text["XML:com.adobe.xmp"]
+
+
 def test_only_rgb_icc_profiles_are_carried():
     from irflow_engine.images import rgb_icc_profile
 

@@ -16,6 +16,7 @@ recorded, anything else is retried).
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import secrets
@@ -105,7 +106,7 @@ def read_row(row: Dict) -> Dict:
     row = dict(row, image=np.zeros((0, 0, 3), np.uint8), alpha=np.zeros((0, 0), np.uint8),
                image16=np.zeros((0, 0, 3), np.uint16), alpha16=np.zeros((0, 0), np.uint16),
                icc=np.zeros(0, np.uint8), exif=np.zeros(0, np.uint8), xmp=np.zeros(0, np.uint8),
-               dpi=np.zeros(0), error="")
+               dpi=np.zeros(0), text=np.zeros(0, np.uint8), error="")
     try:
         image = load_image(row["src"])
         row["image"] = image.rgb
@@ -122,6 +123,8 @@ def read_row(row: Dict) -> Dict:
                 row[key] = np.frombuffer(getattr(image, key), np.uint8).copy()
         if image.dpi:
             row["dpi"] = np.array(image.dpi, np.float64)
+        if image.text:   # a PNG's text chunks, as JSON
+            row["text"] = np.frombuffer(json.dumps(image.text).encode(), np.uint8).copy()
     except INPUT_ERRORS as e:
         row["error"] = str(e)
     row["seconds"] = time.perf_counter() - t0
@@ -186,8 +189,9 @@ def write_row(row: Dict) -> Dict:
             icc = np.asarray(row["icc"], np.uint8).tobytes() or None
             exif, xmp = (np.asarray(row[key], np.uint8).tobytes() or None for key in ("exif", "xmp"))
             dpi = tuple(float(v) for v in row["dpi"]) or None
+            text = json.loads(np.asarray(row["text"], np.uint8).tobytes() or b"{}")
             write_image(row["dst"], np.ascontiguousarray(rgb), alpha if alpha.size else None, icc_profile=icc,
-                        exif=exif, xmp=xmp, dpi=dpi)
+                        exif=exif, xmp=xmp, dpi=dpi, text=text)
         except INPUT_ERRORS as e:
             error = str(e)
     return {"src": row["src"], "dst": row["dst"], "error": error,
