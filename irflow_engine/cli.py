@@ -223,8 +223,7 @@ def _restore_image_file(engine, src: Path, dst: Path, args, progress=None) -> Tu
         return _restore_animation_file(engine, src, dst, args, frame_bar=progress is not None)
     image = load_image(src)
     restored = engine.restore(image.pixels, tile=args.tile, tile_overlap=args.tile_overlap, progress=progress)
-    write_image(dst, restored, image.alpha_to_write, icc_profile=image.icc_profile,   # 16-bit in, 16-bit out
-                exif=image.exif, xmp=image.xmp, dpi=image.dpi, text=image.text)
+    write_image(dst, restored, image.alpha_to_write, **image.metadata)   # 16-bit in, 16-bit out
     return image.rgb.shape[:2]
 
 

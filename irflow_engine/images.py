@@ -71,6 +71,11 @@ class ImageFile:
         """The alpha channel at the depth of `pixels`."""
         return self.alpha if self.rgb16 is None else self.alpha16
 
+    @property
+    def metadata(self) -> dict:
+        """What `write_image` writes again besides the pixels: `write_image(path, rgb, alpha, **metadata)`."""
+        return dict(icc_profile=self.icc_profile, exif=self.exif, xmp=self.xmp, dpi=self.dpi, text=self.text)
+
 
 def to_uint8(codes16: np.ndarray) -> np.ndarray:
     """uint16 codes -> uint8 (rounded: 257 · k maps to k)."""

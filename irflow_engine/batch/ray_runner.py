@@ -16,9 +16,9 @@ recorded, anything else is retried).
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
+import pickle
 import secrets
 import shutil
 import sys
@@ -105,8 +105,7 @@ def read_row(row: Dict) -> Dict:
     # 16-bit PNG/TIFF samples get columns of their own: a tensor column holds one dtype.
     row = dict(row, image=np.zeros((0, 0, 3), np.uint8), alpha=np.zeros((0, 0), np.uint8),
                image16=np.zeros((0, 0, 3), np.uint16), alpha16=np.zeros((0, 0), np.uint16),
-               icc=np.zeros(0, np.uint8), exif=np.zeros(0, np.uint8), xmp=np.zeros(0, np.uint8),
-               dpi=np.zeros(0), text=np.zeros(0, np.uint8), error="")
+               meta=np.zeros(0, np.uint8), error="")
     try:
         image = load_image(row["src"])
         row["image"] = image.rgb
@@ -116,15 +115,9 @@ def read_row(row: Dict) -> Dict:
             row["image16"] = image.rgb16
             if image.alpha16 is not None:
                 row["alpha16"] = image.alpha16
-        if image.icc_profile:   # as uint8, like alpha: a bytes column may lose trailing zero bytes
-            row["icc"] = np.frombuffer(image.icc_profile, np.uint8).copy()
-        for key in ("exif", "xmp"):
-            if getattr(image, key):
-                row[key] = np.frombuffer(getattr(image, key), np.uint8).copy()
-        if image.dpi:
-            row["dpi"] = np.array(image.dpi, np.float64)
-        if image.text:   # a PNG's text chunks, as JSON
-            row["text"] = np.frombuffer(json.dumps(image.text).encode(), np.uint8).copy()
+        # Profile, EXIF, XMP, dpi, PNG text, pickled as uint8 like alpha: a bytes column may lose
+        # trailing zero bytes.
+        row["meta"] = np.frombuffer(pickle.dumps(image.metadata), np.uint8).copy()
     except INPUT_ERRORS as e:
         row["error"] = str(e)
     row["seconds"] = time.perf_counter() - t0
@@ -186,12 +179,8 @@ def write_row(row: Dict) -> Dict:
         try:
             deep = row["image16"].size > 0   # a 16-bit file: written 16-bit (PNG/TIFF)
             rgb, alpha = (row["image16"], row["alpha16"]) if deep else (row["image"], row["alpha"])
-            icc = np.asarray(row["icc"], np.uint8).tobytes() or None
-            exif, xmp = (np.asarray(row[key], np.uint8).tobytes() or None for key in ("exif", "xmp"))
-            dpi = tuple(float(v) for v in row["dpi"]) or None
-            text = json.loads(np.asarray(row["text"], np.uint8).tobytes() or b"{}")
-            write_image(row["dst"], np.ascontiguousarray(rgb), alpha if alpha.size else None, icc_profile=icc,
-                        exif=exif, xmp=xmp, dpi=dpi, text=text)
+            meta = pickle.loads(np.asarray(row["meta"], np.uint8).tobytes())
+            write_image(row["dst"], np.ascontiguousarray(rgb), alpha if alpha.size else None, **meta)
         except INPUT_ERRORS as e:
             error = str(e)
     return {"src": row["src"], "dst": row["dst"], "error": error,

@@ -20,7 +20,7 @@ from typing import Iterator, List, Tuple
 
 from ..atomic import atomic_path
 from ..video.decode import COPIED_TYPES, VideoSource, is_cover_art, kept_tags, main_video, open_input
-from ..video.encode import ATTACHMENT_MUXERS
+from ..video.encode import copy_attachment
 from ..video.errors import VideoError
 
 log = logging.getLogger(__name__)
@@ -115,12 +115,8 @@ def join_parts(parts: List[Path], original, dst) -> int:
                                     Path(original).name, ", ".join(covers))
                     copies = {}
                     for s in copied:
-                        if s.type == "attachment":   # no packets: written with the header, where it can be
-                            if out.format.name in ATTACHMENT_MUXERS:
-                                out.add_stream_from_template(s)
-                            else:
-                                log.warning("%s: the attachment (stream #%d) is not kept: a %s file cannot hold it",
-                                            Path(original).name, s.index, dst.suffix)
+                        if s.type == "attachment":
+                            copy_attachment(out, s, Path(original).name, dst.suffix)
                             continue
                         copies[s.index] = out.add_stream_from_template(s)
                         for k, v in s.metadata.items():

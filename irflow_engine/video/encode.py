@@ -164,6 +164,16 @@ def encoder_options(codec: str, opts: EncodeOptions) -> Dict[str, str]:
 PRORES_PROFILES = {"proxy": 0, "lt": 1, "standard": 2, "hq": 3, "4444": 4, "xq": 5}
 
 
+def copy_attachment(container, stream, source: str, suffix: str) -> None:
+    """Copy an attachment stream (a font; no packets, written with the header) into `container`
+    where its format holds one, else say it is not kept."""
+    if container.format.name in ATTACHMENT_MUXERS:
+        container.add_stream_from_template(stream)
+    else:
+        log.warning("%s: the attachment %r (stream #%d) is not kept: a %s file cannot hold it (an .mkv output "
+                    "can)", source, stream.metadata.get("filename", ""), stream.index, suffix)
+
+
 @contextmanager
 def ffmpeg_messages() -> Iterator[list]:
     """FFmpeg's error messages logged while the block runs, as (level, name, text) tuples: PyAV keeps
@@ -267,13 +277,8 @@ class VideoSink:
         self._moved = 0                        # frames moved one tick later (a repeated time)
         self.copies: Dict[int, object] = {}
         for s in copied:
-            if s.type == "attachment":   # no packets: written with the header
-                if c.format.name not in ATTACHMENT_MUXERS:
-                    log.warning("%s: the attachment %r (stream #%d) is not kept: a %s file cannot hold it (an "
-                                ".mkv output can)", info.path.name, s.metadata.get("filename", ""), s.index,
-                                self.path.suffix)
-                    continue
-                c.add_stream_from_template(s)
+            if s.type == "attachment":
+                copy_attachment(c, s, info.path.name, self.path.suffix)
                 continue
             if s.type == "data":
                 if (c.format.name not in DATA_MUXERS or self.path.suffix.lower() in NO_DATA_SUFFIXES
