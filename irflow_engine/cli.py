@@ -67,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
         "restore", help="restore an image, a folder of images, a video, or raw frames from stdin",
         description="Restore one image (PNG/JPEG/TIFF/BMP/WebP/GIF/AVIF; every frame of an animated PNG, WebP or GIF "
                     "written as one of those), every image in a folder, a video file "
-                    "(audio/subtitles copied, frame timing, colour tags and bit depth kept), or raw frames "
+                    "(audio/subtitles copied, or audio re-encoded where the output's container cannot hold it; "
+                    "frame timing, colour tags and bit depth kept), or raw frames "
                     "piped through stdin/stdout ('-'). A folder's results keep their file names in the output "
                     "folder. Outputs are written to a temporary file and renamed, so a failure never leaves a "
                     "partial file.",

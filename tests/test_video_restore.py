@@ -905,19 +905,6 @@ def test_attachments_are_copied_into_matroska(suffix, tmp_path, tiny_checkpoint,
     assert "not kept: #1 (attachment)" not in caplog.text
 
 
-@pytest.mark.parametrize("audio, suffix, refusal", [("flac", ".mov", "flac only supported in MP4"),
-                                                    ("pcm_s16le", ".mp4", "unsupported channel layout")])
-def test_a_container_that_refuses_a_stream_says_what_to_write(audio, suffix, refusal, tmp_path, tiny_checkpoint):
-    """MOV refuses FLAC when the header is written, MP4 refuses PCM's layout only in the trailer: both
-    are errors naming the container, FFmpeg's reason and what to write instead; nothing is left."""
-    src = tmp_path / "in.mkv"
-    _clip_in(src, "libx264", audio)
-    out = tmp_path / f"out{suffix}"
-    with pytest.raises(VideoError, match=f"a \\{suffix} file cannot hold this video's streams .*{refusal}.*write \\.mkv"):
-        Engine.from_checkpoint(tiny_checkpoint, steps=1).restore_video(src, out, progress=False)
-    assert _leftovers(tmp_path, {"in.mkv"}) == []
-
-
 def test_split_and_join_say_the_cover_picture_is_dropped(clip, tmp_path, caplog):
     """restore-batch's segmented path (split, restore the parts, join; no Ray needed here): the
     parts hold the main video, and the join says the MP4's cover picture is not kept."""

@@ -75,9 +75,18 @@ def is_timecode_track(stream) -> bool:
 
 def is_copyable_data(stream) -> bool:
     """A data stream whose codec FFmpeg names (KLV metadata, timed ID3): copied where the output's
-    muxer stores that codec (`encode.muxer_takes`). Codec-less ones (GoPro's GPMF) cannot be muxed
+    muxer stores that codec (`muxers.muxer_takes`). Codec-less ones (GoPro's GPMF) cannot be muxed
     through PyAV; a timecode track is rewritten from the video's tag instead."""
     return stream.type == "data" and not is_timecode_track(stream) and bool(getattr(stream, "name", None))
+
+
+def tag_seconds(text: Optional[str]) -> Optional[float]:
+    """Seconds in a Matroska DURATION tag ("01:02:03.500000000"), or None."""
+    try:
+        h, m, sec = (text or "").split(":")
+        return int(h) * 3600 + int(m) * 60 + float(sec)
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -100,6 +109,7 @@ class VideoInfo:
     tags: Dict[str, str] = field(default_factory=dict, compare=False)   # the video stream's, see kept_tags
     hdr: Optional[HdrMetadata] = field(default=None, compare=False)     # mastering display, light levels
     profile: Optional[str] = None   # the decoder's name of the stream's profile ("DNXHR HQ", "4444", "High")
+    start: float = 0.0              # seconds: the stream's start time (where its first frame is shown)
 
     @property
     def layout(self):
@@ -198,6 +208,10 @@ class VideoSource:
         duration = None
         if stream.duration is not None and stream.time_base:
             duration = float(stream.duration * stream.time_base)
+        elif tag_seconds(stream.metadata.get("DURATION")) is not None:
+            # Matroska's per-track length (FFmpeg and mkvmerge write it last): the container's covers
+            # every stream, and audio may run on after the video.
+            duration = tag_seconds(stream.metadata.get("DURATION"))
         elif self.container.duration:
             # Some muxers (Matroska) store the end time: a file that starts late is not longer.
             start = self.container.start_time or 0
@@ -213,7 +227,8 @@ class VideoSource:
         info = VideoInfo(self.path, cc.width, cc.height, cc.name, Fraction(rate) if rate else None,
                          Fraction(stream.time_base), frames, exact, duration, int(cc.bit_rate or stream.bit_rate or 0),
                          plan, colour_of(cc, cc.height, plan), first.rotation,
-                         kept_tags(stream, self.container), first.hdr, cc.profile or None)
+                         kept_tags(stream, self.container), first.hdr, cc.profile or None,
+                         float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0)
         return info, stream
 
     def batches(self, size: int, alloc: Callable[[int], torch.Tensor], clock: StageClock) -> Iterator[DecodedBatch]:

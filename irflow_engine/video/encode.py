@@ -1,14 +1,16 @@
 """Writing the restored video with PyAV: encoder choice, its settings, and the copied streams.
 
 Defaults look like the input: the same codec (its default FFmpeg encoder; libx264, or libx265 for
-deep video, when there is none or the container refuses it) and profile (DNxHR, ProRes), the same
+deep video, when there is none or the container cannot hold it, else the container's own codec,
+with a warning) and profile (DNxHR, ProRes), the same
 pixel format when the encoder takes it (else its chroma layout at a depth it takes, else the work
 format, else 4:2:0 of the same depth), frame rate, time base, each frame's timestamp (sorted, made
 increasing) and duration, the colour tags and HDR10 metadata (`hdr.py`). Quality: `crf` for the
 codecs that have one (default `CRF_DEFAULTS`, near transparent), the input's bit rate for the
 others, lossless codecs untouched. Audio, subtitle and data packets are remuxed unchanged, and
-attachments copied, where the container holds them; the header is written first, so a container
-that refuses a stream says so before any work.
+attachments copied, where the container holds them (`muxers.py`); audio it cannot hold is
+re-encoded (`audio.py`), anything else left out with a warning. The header is written first, so a
+container that refuses a stream says so before any work.
 """
 
 from __future__ import annotations
@@ -25,12 +27,15 @@ from typing import Deque, Dict, Iterator, List, Mapping, Optional, Sequence
 
 import torch
 
+from .audio import AudioReencoder, choose_encoding, default_layout, describe
 from .avframes import frame_from_slot
 from .decode import VideoInfo, is_cover_art
 from .errors import UnsupportedPixelFormatError, VideoError
 from .formats import AV_TO_PIXFMT
 from .hdr import encoder_params
 from .layouts import layout_for
+from .muxers import (COVER_ART_MUXERS, DATA_MUXERS, NO_DATA_SUFFIXES, codec_name, container_suffix,
+                     copy_attachment, muxer_takes)
 
 log = logging.getLogger(__name__)
 
@@ -39,18 +44,6 @@ PRESET_CODECS = ("libx264", "libx265", "libsvtav1")
 LOSSLESS_CODECS = ("ffv1", "rawvideo", "png", "utvideo", "huffyuv", "ffvhuff", "qtrle")
 # Options that keep encoders quiet on stderr (x265 prints through its own logger, not FFmpeg's).
 QUIET_OPTIONS = {"libx265": {"x265-params": "log-level=error"}}
-# Muxers that store a cover picture (an attached_pic stream; tried 2026-11-27: mov drops it, Matroska
-# keeps covers as attachments).
-COVER_ART_MUXERS = ("mp4", "ipod")
-# Muxers that data streams (KLV metadata, timed ID3) are copied into: MPEG-TS stores them (tried); others
-# refuse them, or accept them in the codec query and then fail writing the header (MPEG-PS, and MPEG-TS
-# in Blu-ray mode, which FFmpeg uses for .m2ts and which has no PID for a data stream).
-DATA_MUXERS = ("mpegts",)
-NO_DATA_SUFFIXES = (".m2ts",)
-ATTACHMENT_MUXERS = ("matroska",)   # fonts and images attached to the file
-# Muxers without a codec table that hold what their own code checks (see muxer_takes): y4m takes rawvideo,
-# MXF DNxHD/DNxHR, ProRes and more than the mpeg2video that PyAV lists for it.
-OPEN_MUXERS = ("mpegts", "mpeg", "yuv4mpegpipe", "mxf")
 # Frames the sink holds to sort their times (`VideoSink.write`): covers B-frame reordering up to this
 # depth (x264's default B-pyramid reorders by 2; MPEG-4 ASP by 1).
 REORDER_DEPTH = 4
@@ -88,31 +81,6 @@ def _encoder(name: str):
         return None
 
 
-def muxer_takes(container, codec: str) -> bool:
-    """Whether the output `container`'s muxer can store a `codec` stream.
-
-    PyAV's `supported_codecs` lists what FFmpeg's avformat_query_codec is sure of. Muxers without
-    codec tables answer "unknown" for most codecs, so for MPEG-TS it names only mpeg2video and mp2,
-    not H.264 or AAC, and for MPEG-PS not even mpeg2video. For those (`OPEN_MUXERS`) a codec is taken
-    unless the query refuses it: PyAV's add_data_stream, which refuses only that, is tried on a
-    throwaway output of the same format. (Ogg also answers "unknown" but holds few codecs: the sure
-    list only, so an H.264 fallback is refused here with a clear error, not by the muxer's header.)"""
-    import io
-
-    import av
-
-    if codec in container.supported_codecs:
-        return True
-    if container.format.name not in OPEN_MUXERS or not hasattr(container, "add_data_stream"):
-        return False
-    try:
-        with av.open(io.BytesIO(), mode="w", format=container.format.name) as probe:
-            probe.add_data_stream(codec)
-        return True
-    except (ValueError, av.FFmpegError):
-        return False
-
-
 def choose_codec(info: VideoInfo, requested: Optional[str], container) -> str:
     if requested:
         codec = _encoder(requested)
@@ -122,11 +90,30 @@ def choose_codec(info: VideoInfo, requested: Optional[str], container) -> str:
             raise VideoError(f"the output container cannot hold {requested}; choose another codec or suffix")
         return codec.name
     fallback = "libx265" if info.plan.bits > 8 else "libx264"
-    for name in (info.codec, fallback):
+    same = _codec_of_decoder(info.codec)   # "av1" for the libdav1d decoder: an AV1 encoder keeps AV1
+    # The input's codec, then H.264/HEVC, then the container's own (VP9 for WebM, which holds neither).
+    tried = list(dict.fromkeys((same, fallback, container.default_video_codec)))
+    for name in tried:
         codec = _encoder(name)
-        if codec is not None and muxer_takes(container, codec.canonical_name):
+        if codec is not None and codec.type == "video" and not codec.experimental \
+                and muxer_takes(container, codec.canonical_name):
+            if codec.canonical_name != same:
+                why = "has no encoder here" if _encoder(same) is None else \
+                    f"cannot be stored in a {container_suffix(container) or container.format.name} file"
+                log.warning("%s: the video is encoded as %s (%s): its codec, %s, %s (--codec chooses another)",
+                            info.path.name, codec.canonical_name, codec.name, same, why)
             return codec.name
-    raise VideoError(f"the output container holds neither {info.codec} nor {fallback}; choose --codec")
+    raise VideoError(f"the output container holds none of {', '.join(tried)}; choose --codec")
+
+
+def _codec_of_decoder(decoder: str) -> str:
+    """FFmpeg's codec name for a decoder's name ("libdav1d" -> "av1"; "h264" stays)."""
+    import av
+
+    try:
+        return av.codec.Codec(decoder, "r").canonical_name
+    except (av.codec.codec.UnknownCodecError, ValueError):
+        return decoder
 
 
 def choose_pix_fmt(codec_name: str, info: VideoInfo, requested: Optional[str]) -> str:
@@ -162,16 +149,6 @@ def encoder_options(codec: str, opts: EncodeOptions) -> Dict[str, str]:
 
 # The ProRes decoder's profile names -> the ProRes encoders' profile numbers (apco, apcs, apcn, apch, ap4h, ap4x).
 PRORES_PROFILES = {"proxy": 0, "lt": 1, "standard": 2, "hq": 3, "4444": 4, "xq": 5}
-
-
-def copy_attachment(container, stream, source: str, suffix: str) -> None:
-    """Copy an attachment stream (a font; no packets, written with the header) into `container`
-    where its format holds one, else say it is not kept."""
-    if container.format.name in ATTACHMENT_MUXERS:
-        container.add_stream_from_template(stream)
-    else:
-        log.warning("%s: the attachment %r (stream #%d) is not kept: a %s file cannot hold it (an .mkv output "
-                    "can)", source, stream.metadata.get("filename", ""), stream.index, suffix)
 
 
 @contextmanager
@@ -275,28 +252,49 @@ class VideoSink:
         self._times: List[int] = []   # a heap of the waiting frames' times
         self._last_pts: Optional[int] = None   # the last time encoded
         self._moved = 0                        # frames moved one tick later (a repeated time)
+        self._add_copies(copied)
+        with ffmpeg_messages() as messages:   # the header now, so a refused stream stops it before any work
+            try:
+                c.start_encoding()
+            except av.FFmpegError as e:
+                raise self._refused(e, messages) from None
+
+    def _add_copies(self, copied: Sequence) -> None:
+        """Add the input's other streams: copied where the container holds them, audio it cannot hold
+        re-encoded (`audio.py`), anything else it cannot hold left out with a warning."""
+        c, src, suffix = self.container, self.info.path.name, self.path.suffix
         self.copies: Dict[int, object] = {}
+        self.reencoders: Dict[int, AudioReencoder] = {}
         for s in copied:
             if s.type == "attachment":
-                copy_attachment(c, s, info.path.name, self.path.suffix)
+                copy_attachment(c, s, src, suffix)
                 continue
+            name = codec_name(s)
             if s.type == "data":
-                if (c.format.name not in DATA_MUXERS or self.path.suffix.lower() in NO_DATA_SUFFIXES
-                        or not muxer_takes(c, s.name)):
+                if (c.format.name not in DATA_MUXERS or suffix.lower() in NO_DATA_SUFFIXES
+                        or not muxer_takes(c, name)):
                     log.warning("%s: the %s data stream #%d is not kept: a %s file cannot hold it (a .ts "
-                                "output can)", info.path.name, s.name, s.index, self.path.suffix)
+                                "output can)", src, name, s.index, suffix)
                     continue
                 self.copies[s.index] = c.add_stream_from_template(s)
                 continue
-            name = s.codec_context.name
             if is_cover_art(s) and c.format.name.split(",")[0] not in COVER_ART_MUXERS:
                 log.warning("%s: the cover picture (stream #%d) is not kept: a %s file has no place for it",
-                            info.path.name, s.index, c.format.name.split(",")[0])
+                            src, s.index, c.format.name.split(",")[0])
                 continue
             if not muxer_takes(c, name):
-                raise VideoError(f"the output container cannot hold the input's {s.type} stream #{s.index} "
-                                 f"({name}) without re-encoding; use the input's container ({info.path.suffix})")
+                encoding = choose_encoding(c, s) if s.type == "audio" else None
+                if encoding is not None:
+                    log.warning("%s: the audio stream #%d is re-encoded (%s): a %s file cannot hold %s as it is "
+                                "(%s can)", src, s.index, describe(s, encoding), suffix, name, self._other_outputs())
+                    self.reencoders[s.index] = AudioReencoder(c, s, encoding, self.info.start)
+                else:
+                    log.warning("%s: the %s stream #%d (%s) is not kept: a %s file cannot hold it (%s can)",
+                                src, s.type, s.index, name, suffix, self._other_outputs())
+                continue
             out = c.add_stream_from_template(s)
+            if s.type == "audio" and default_layout(s.codec_context.layout):
+                out.codec_context.layout = default_layout(s.codec_context.layout)   # MP4 needs a channel order
             for k, v in s.metadata.items():
                 out.metadata[k] = v
             if s.disposition:   # default/forced tracks, a cover picture (attached_pic)
@@ -305,14 +303,14 @@ class VideoSink:
                 except (AttributeError, TypeError, ValueError):   # a PyAV that cannot set it
                     if is_cover_art(s):   # unmarked, its picture would play as a second video: no packets
                         log.warning("%s: the cover picture (stream #%d) is not kept: this PyAV cannot mark a "
-                                    "stream as one", info.path.name, s.index)
+                                    "stream as one", src, s.index)
                         continue
             self.copies[s.index] = out
-        with ffmpeg_messages() as messages:   # the header now, so a refused stream stops it before any work
-            try:
-                c.start_encoding()
-            except av.FFmpegError as e:
-                raise self._refused(e, messages) from None
+
+    def _other_outputs(self) -> str:
+        """The outputs to suggest instead of this one: the input's container, else Matroska."""
+        others = [x for x in dict.fromkeys((self.info.path.suffix.lower(), ".mkv")) if x != self.path.suffix.lower()]
+        return " or ".join(f"a {x}" for x in others) or "another container"
 
     def _refused(self, error, messages) -> VideoError:
         """The muxer's refusal (writing the header or the trailer) as an error that says what to do."""
@@ -360,6 +358,11 @@ class VideoSink:
     def _mux_copies(self, packets: Sequence) -> None:
         c = self.container
         for packet in packets:
+            reencoder = self.reencoders.get(packet.stream.index)
+            if reencoder is not None:
+                for p in reencoder.encode(packet):
+                    c.mux(p)
+                continue
             out = self.copies.get(packet.stream.index)
             if out is not None:   # None: a cover picture this container cannot hold
                 packet.stream = out
@@ -376,6 +379,9 @@ class VideoSink:
 
         for packet in self.stream.encode(None):
             self.container.mux(packet)
+        for reencoder in self.reencoders.values():
+            for packet in reencoder.encode(None):
+                self.container.mux(packet)
         with ffmpeg_messages() as messages:
             try:
                 self.container.close()

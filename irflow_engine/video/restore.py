@@ -79,7 +79,8 @@ def restore_video(engine, src, dst, **options) -> VideoReport:
 
     Keeps frame count, timestamps, rate, resolution, colour tags, bit depth, chroma resolution, the
     video stream's tags (start timecode included) and display rotation; copies audio and subtitle
-    streams unchanged. Options: `VideoOptions`.
+    streams unchanged where `dst`'s container holds them, else re-encodes the audio and leaves the
+    rest out (with a warning). Options: `VideoOptions`.
     """
     opts = VideoOptions.from_kwargs(options)
     src, dst = check_paths(src, dst, opts.overwrite)

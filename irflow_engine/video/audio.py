@@ -1,0 +1,183 @@
+"""Audio in the output: copied as it is where the container holds it, else re-encoded.
+
+A restore never touches the sound, so the input's audio packets are copied unchanged. When the
+output container cannot hold the input's audio codec (PCM from an AVI or a camera MOV written as
+.mp4 used to be refused; Opus into .mov or .avi, AAC into .webm), the stream is decoded and
+re-encoded with the container's usual codec (AAC for MP4/MOV, Opus for WebM, MP3 for AVI, MP2 for
+MPEG-TS/PS), at `BIT_RATE_PER_CHANNEL` (lossy codecs), and a warning names the output that would
+keep it unchanged. Timestamps follow the decoded frames, so the sound stays in sync, start offset
+included.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import List, Optional
+
+from .muxers import codec_name, muxer_takes
+
+log = logging.getLogger(__name__)
+
+# FFmpeg's default layout for a channel count (av_channel_layout_default).
+DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+# Muxers that store no start time or encoder delay for audio: it plays from the video's first frame,
+# sample by sample. For them the re-encoding is PCM (no delay) led by the silence that kept it in sync.
+UNTIMED_AUDIO_MUXERS = {"avi": "pcm_s16le"}
+# Codecs tried after the container's own default, in order.
+FALLBACK_CODECS = ("aac", "opus", "mp3", "ac3", "mp2", "flac", "pcm_s16le")
+# Bit rate of a re-encoding, per channel, and at most per stream (the codecs' limits).
+BIT_RATE_PER_CHANNEL = {"aac": 96_000, "opus": 64_000, "mp3": 96_000, "ac3": 96_000, "eac3": 96_000, "mp2": 96_000,
+                        "vorbis": 80_000}
+MAX_BIT_RATE = {"mp3": 320_000, "mp2": 384_000, "ac3": 640_000}
+
+
+def default_layout(layout) -> Optional[str]:
+    """The named layout for a layout of unspecified channel order ("2 channels" -> "stereo": an AVI's
+    or a WAV's PCM without a channel mask), else None. MP4 cannot store an unspecified order."""
+    n = layout.nb_channels
+    if layout.name == f"{n} channels" and n in DEFAULT_LAYOUTS:
+        return DEFAULT_LAYOUTS[n]
+    return None
+
+
+@dataclass(frozen=True)
+class AudioEncoding:
+    """How one audio stream is re-encoded."""
+
+    encoder: str                 # FFmpeg encoder name
+    codec: str                   # its codec name
+    rate: int
+    layout: str
+    bit_rate: Optional[int]      # None: lossless
+
+
+def _encoder(name: str):
+    import av
+
+    try:
+        codec = av.codec.Codec(name, "w")
+    except (av.codec.codec.UnknownCodecError, ValueError):
+        return None
+    return None if codec.type != "audio" or codec.experimental else codec
+
+
+def _rate(codec, rate: int) -> int:
+    rates = codec.audio_rates
+    if not rates or rate in rates:
+        return rate
+    higher = [r for r in rates if r >= rate]
+    return min(higher) if higher else max(rates)
+
+
+def _opens(codec, rate: int, layout: str, bit_rate: Optional[int]) -> bool:
+    """Whether the encoder opens with these settings (channel counts and layouts differ per codec)."""
+    import av
+
+    ctx = av.CodecContext.create(codec.name, "w")
+    ctx.sample_rate, ctx.layout, ctx.format = rate, layout, codec.audio_formats[0] if codec.audio_formats else "s16"
+    if bit_rate:
+        ctx.bit_rate = bit_rate
+    try:
+        ctx.open()
+        return True
+    except (av.FFmpegError, ValueError):
+        return False
+
+
+def choose_encoding(container, stream) -> Optional[AudioEncoding]:
+    """The first encoder, the output container's default codec first, that the container takes and that
+    opens for the stream's rate and channels (downmixed to stereo where only that opens); None if none."""
+    cc = stream.codec_context
+    layout = default_layout(cc.layout) or cc.layout.name
+    tried = dict.fromkeys((UNTIMED_AUDIO_MUXERS.get(container.format.name), container.default_audio_codec)
+                          + FALLBACK_CODECS)
+    for name in tried:
+        codec = _encoder(name) if name else None
+        if codec is None or not muxer_takes(container, codec.canonical_name):
+            continue
+        rate = _rate(codec, cc.sample_rate)
+        for out_layout in dict.fromkeys((layout, "stereo")):
+            bit_rate = _bit_rate(codec.canonical_name, out_layout)
+            if _opens(codec, rate, out_layout, bit_rate):
+                return AudioEncoding(codec.name, codec.canonical_name, rate, out_layout, bit_rate)
+    return None
+
+
+def _bit_rate(codec: str, layout: str) -> Optional[int]:
+    import av
+
+    per = BIT_RATE_PER_CHANNEL.get(codec)
+    if per is None:
+        return None
+    total = per * av.AudioLayout(layout).nb_channels
+    return min(total, MAX_BIT_RATE.get(codec, total))
+
+
+class AudioReencoder:
+    """Decodes one input audio stream's packets and encodes them into `out`, an output stream.
+
+    `video_start`: the input video's start time (s). In an `UNTIMED_AUDIO_MUXERS` output, audio that
+    starts later than the video is led by that much silence."""
+
+    def __init__(self, container, stream, encoding: AudioEncoding, video_start: float = 0.0):
+        self.decoder, self.index, self.damaged = stream.codec_context, stream.index, 0
+        self.lead_from = video_start if container.format.name in UNTIMED_AUDIO_MUXERS else None
+        out = container.add_stream(encoding.encoder, rate=encoding.rate)
+        out.layout = encoding.layout
+        if encoding.bit_rate:
+            out.bit_rate = encoding.bit_rate
+        for k, v in stream.metadata.items():   # language, title
+            out.metadata[k] = v
+        if stream.disposition:
+            try:
+                out.disposition = stream.disposition
+            except (AttributeError, TypeError, ValueError):
+                pass
+        self.out = out
+
+    def encode(self, packet) -> List:
+        """The output packets that `packet` (None: flush) completes. A packet that does not decode (a
+        damaged one) is skipped, with one warning per stream."""
+        import av
+
+        try:
+            frames = list(self.decoder.decode(packet))
+        except av.FFmpegError as e:
+            if not self.damaged:
+                log.warning("audio stream #%d: a packet that does not decode is skipped (%s)", self.index, e)
+            self.damaged += 1
+            frames = []
+        out = []
+        for frame in frames:
+            if self.lead_from is not None:
+                out += self._lead(frame)
+            out += self.out.encode(frame)
+        if packet is None:
+            out += self.out.encode(None)
+        return out
+
+    def _lead(self, first) -> List:
+        """The silence between the video's start and the `first` decoded audio frame, encoded (once)."""
+        import av
+
+        start, self.lead_from = self.lead_from, None
+        if first.pts is None or first.time_base is None:
+            return []
+        samples = int(round((float(first.pts * first.time_base) - start) * first.sample_rate))
+        if samples <= 0:
+            return []
+        silence = av.AudioFrame(format=first.format.name, layout=first.layout.name, samples=samples)
+        for plane in silence.planes:
+            plane.update(bytes(plane.buffer_size))
+        silence.sample_rate, silence.time_base = first.sample_rate, first.time_base
+        silence.pts = first.pts - int(round(samples / first.sample_rate / first.time_base))
+        return self.out.encode(silence)
+
+
+def describe(stream, encoding: AudioEncoding) -> str:
+    """'pcm_s16le -> aac (192 kb/s)' for a warning."""
+    rate = f"{encoding.bit_rate // 1000} kb/s" if encoding.bit_rate else "lossless"
+    extra = "" if encoding.layout == (default_layout(stream.codec_context.layout) or stream.codec_context.layout.name) \
+        else f", downmixed to {encoding.layout}"
+    return f"{codec_name(stream)} -> {encoding.codec} ({rate}{extra})"

@@ -1,0 +1,289 @@
+"""What goes into the output container besides the restored frames, and in which codec.
+
+The muxer tables (`video/muxers.py`) are checked against FFmpeg itself: a few packets written and
+read back. Audio the output cannot hold is re-encoded (`video/audio.py`) and must stay in sync; a
+video codec the output cannot hold falls back to one it can. Clips are built here with PyAV; the
+restores use the tiny nf8 checkpoint (the frames are not what is tested).
+"""
+
+import io
+import logging
+import subprocess
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+av = pytest.importorskip("av")
+
+from irflow_engine import Engine  # noqa: E402
+from irflow_engine.video import VideoError  # noqa: E402
+from irflow_engine.video.audio import default_layout  # noqa: E402
+from irflow_engine.video.muxers import muxer_takes  # noqa: E402
+
+RATE = 48000
+VIDEO_ENCODERS = ["libx264", "libx265", "mpeg2video", "mpeg4", "libvpx-vp9", "libvpx", "libsvtav1", "ffv1",
+                  "prores_ks", "mjpeg"]
+AUDIO_ENCODERS = ["aac", "ac3", "eac3", "libmp3lame", "mp2", "libopus", "flac", "alac", "pcm_s16le", "pcm_s24le",
+                  "pcm_s16be"]
+
+
+def _encoder(name):
+    try:
+        return av.codec.Codec(name, "w")
+    except (av.codec.codec.UnknownCodecError, ValueError):
+        return None
+
+
+def _write_silence(container, name):
+    s = container.add_stream(name, rate=RATE)
+    container.start_encoding()   # opens the encoder: its frame size is known
+    n = s.codec_context.frame_size or 1024
+    for i in range(6):
+        f = av.AudioFrame(format=s.codec_context.format.name, layout=s.codec_context.layout.name, samples=n)
+        for plane in f.planes:
+            plane.update(bytes(plane.buffer_size))
+        f.sample_rate, f.pts = RATE, i * n
+        container.mux(s.encode(f))
+    container.mux(s.encode(None))
+
+
+def _write_frames(container, name):
+    s = container.add_stream(name, rate=25, options={"preset": "12"} if name == "libsvtav1" else {})
+    s.width = s.height = 64
+    s.pix_fmt = _encoder(name).video_formats[0].name
+    for i in range(3):
+        f = av.VideoFrame(64, 64, "yuv420p").reformat(format=s.pix_fmt)
+        f.pts = i
+        container.mux(s.encode(f))
+    container.mux(s.encode(None))
+
+
+def _reads_back(fmt, name, kind):
+    """Whether a few packets of encoder `name` written by muxer `fmt` read back as a `kind` stream of a
+    real codec (not as private data, and not as another kind of stream)."""
+    buf = io.BytesIO()
+    try:
+        with av.open(buf, "w", format=fmt) as c:
+            (_write_frames if kind == "video" else _write_silence)(c, name)
+        buf.seek(0)
+        with av.open(buf) as c:
+            streams = list(c.streams)
+            return (len(streams) == 1 and streams[0].type == kind and streams[0].codec_context is not None
+                    and streams[0].codec_context.name != "bin_data")
+    except (av.FFmpegError, ValueError):
+        return False
+
+
+@pytest.mark.parametrize("fmt", ["mpegts", "mpeg", "mov", "mp4", "matroska", "webm", "avi", "yuv4mpegpipe"])
+def test_muxer_takes_what_reads_back(fmt):
+    """`muxer_takes` says yes exactly for the codecs that the muxer writes and FFmpeg reads back. Before,
+    MPEG-TS took PCM, FLAC, FFV1 and ProRes and wrote them as unreadable private data, MPEG-PS wrote VP9
+    as "MP3", and MOV took VP9, Opus and FLAC that its header then refused."""
+    av.logging.set_level(av.logging.PANIC)
+    try:
+        wrong = []
+        for kind, names in (("video", VIDEO_ENCODERS), ("audio", AUDIO_ENCODERS)):
+            for name in names:
+                codec = _encoder(name)
+                if codec is None:
+                    continue
+                takes = muxer_takes(av.open(io.BytesIO(), "w", format=fmt), codec.canonical_name)
+                if takes != _reads_back(fmt, name, kind):
+                    wrong.append((name, takes))
+    finally:
+        av.logging.set_level(None)
+    assert wrong == []
+
+
+def _tone_clip(path, video_codec, audio_codec, frames=10, start=0.0, burst=(0.25, 0.35), layout="mono", end=None):
+    """Random frames at 25 fps and an audio track from `start` s to `end` s (default: the video's end):
+    silence with a 440 Hz burst (amplitude 0.5) over `burst`."""
+    rng = np.random.default_rng(3)
+    with av.open(str(path), "w") as c:
+        v = c.add_stream(video_codec, rate=25)
+        v.height, v.width, v.pix_fmt = 32, 48, "yuv420p"
+        a = c.add_stream(audio_codec, rate=RATE)
+        a.layout = layout
+        for i in range(frames):
+            f = av.VideoFrame.from_ndarray(rng.integers(0, 256, (32, 48, 3), dtype=np.uint8), format="rgb24")
+            f = f.reformat(format="yuv420p")
+            f.pts = i
+            c.mux(v.encode(f))
+        c.mux(v.encode(None))
+        first, n = int(start * RATE), int((end or frames / 25) * RATE)
+        t = np.arange(first, n) / RATE
+        wave = np.where((t >= burst[0]) & (t < burst[1]), 0.5 * np.sin(2 * np.pi * 440 * t), 0.0).astype(np.float32)
+        channels = av.AudioLayout(layout).nb_channels
+        size = 1024
+        for k in range(0, len(wave), size):
+            chunk = np.repeat(wave[None, k:k + size], channels, axis=0)
+            af = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format="fltp", layout=layout)
+            af.sample_rate, af.pts, af.time_base = RATE, first + k, Fraction(1, RATE)
+            c.mux(a.encode(af))
+        c.mux(a.encode(None))
+
+
+def _audio(path):
+    """(codec, layout, times in s from the first video frame's, first channel as float) of the first
+    audio stream."""
+    with av.open(str(path)) as c:
+        v0 = next(c.decode(video=0))
+        zero = float(v0.pts * v0.time_base)
+    with av.open(str(path)) as c:
+        s = c.streams.audio[0]
+        times, chunks = [], []
+        for frame in c.decode(s):
+            x = frame.to_ndarray().astype(np.float64)
+            if frame.format.name.startswith("s16"):
+                x = x / 32768.0
+            elif frame.format.name.startswith("s32"):
+                x = x / 2147483648.0
+            x = x.reshape(-1, frame.samples)[0] if frame.format.is_planar else x.reshape(-1, len(frame.layout.channels))[:, 0]
+            times.append(float(frame.pts * frame.time_base) - zero + np.arange(frame.samples) / frame.sample_rate)
+            chunks.append(x)
+        return s.codec_context.name, s.codec_context.layout.name, np.concatenate(times), np.concatenate(chunks)
+
+
+def _onset(times, x, level=0.1):
+    return float(times[np.argmax(np.abs(x) > level)])
+
+
+@pytest.mark.parametrize("src_suffix, audio_codec, out_suffix, out_codec", [
+    (".mkv", "flac", ".mov", "aac"),          # MOV's header refuses FLAC ("only supported in MP4")
+    (".mkv", "libopus", ".avi", "pcm_s16le"),  # AVI holds no Opus, and no start time: led by silence
+    (".mp4", "aac", ".webm", "opus"),         # WebM holds no AAC (and no H.264: the video becomes VP9)
+    (".mov", "pcm_s16le", ".ts", "mp2"),      # MPEG-TS wrote PCM as unreadable private data
+])
+def test_audio_the_output_cannot_hold_is_reencoded_in_sync(src_suffix, audio_codec, out_suffix, out_codec,
+                                                           tmp_path, tiny_checkpoint, caplog):
+    """The sound arrives re-encoded, with a warning that says so, its 440 Hz burst within 5 ms of where
+    it was relative to the first frame (the audio starts 0.1 s after the video here), and ending with
+    the input's (± one codec frame). Before, these outputs were refused or (MPEG-TS) lost the audio."""
+    src, out = tmp_path / f"in{src_suffix}", tmp_path / f"out{out_suffix}"
+    # MPEG-4 Part 2 for AVI: it stores decoding times only, so H.264's B-frames show one frame late.
+    _tone_clip(src, "mpeg4" if out_suffix == ".avi" else "libx264", audio_codec, start=0.1)
+    with caplog.at_level(logging.WARNING):
+        Engine.from_checkpoint(tiny_checkpoint, steps=1).restore_video(src, out, progress=False)
+    assert f"the audio stream #1 is re-encoded ({av.codec.Codec(audio_codec, 'w').canonical_name} -> " in caplog.text
+    codec, _, t_in, x_in = _audio(src)
+    codec, _, t_out, x_out = _audio(out)
+    assert codec == out_codec
+    assert abs(_onset(t_out, x_out) - _onset(t_in, x_in)) < 0.005
+    assert abs(_onset(t_out, x_out) - 0.25) < 0.005
+    assert abs(t_out[-1] - t_in[-1]) < 1152 / RATE + 1e-3
+    burst = (t_out >= 0.26) & (t_out < 0.34)
+    spectrum = np.abs(np.fft.rfft(x_out[burst]))
+    assert abs(np.fft.rfftfreq(burst.sum(), 1 / RATE)[spectrum.argmax()] - 440) < 15
+
+
+def test_pcm_without_a_channel_order_is_copied_into_mp4(tmp_path, tiny_checkpoint):
+    """An AVI's PCM has no channel order ("2 channels"), which MP4's trailer refused after the whole
+    restore; it is now copied with the default order (stereo), sample for sample."""
+    src, out = tmp_path / "in.avi", tmp_path / "out.mp4"
+    _tone_clip(src, "mpeg4", "pcm_s16le", layout="stereo")
+    with av.open(str(src)) as c:
+        assert c.streams.audio[0].codec_context.layout.name == "2 channels"
+        assert default_layout(c.streams.audio[0].codec_context.layout) == "stereo"
+    Engine.from_checkpoint(tiny_checkpoint, steps=1).restore_video(src, out, progress=False)
+    codec, layout, t_out, x_out = _audio(out)
+    _, _, t_in, x_in = _audio(src)
+    assert (codec, layout) == ("pcm_s16le", "stereo")
+    np.testing.assert_array_equal(x_out, x_in)
+    np.testing.assert_allclose(t_out, t_in, atol=1e-9)
+
+
+@pytest.mark.parametrize("src_suffix, video_codec, out_suffix, out_codec", [
+    (".mkv", "ffv1", ".ts", "h264"),          # written as private data before: the video was lost
+    (".mkv", "ffv1", ".mpg", "h264"),         # written as "MP3 audio" before
+    (".webm", "libvpx-vp9", ".mov", "h264"),  # refused by MOV's header before
+    (".mp4", "libx264", ".webm", "vp9"),      # "holds neither h264 nor libx264" before
+    (".mkv", "libx264", ".y4m", "rawvideo"),  # refused by the y4m header before; its audio is left out
+])
+def test_a_video_codec_the_output_cannot_hold_falls_back(src_suffix, video_codec, out_suffix, out_codec, tmp_path,
+                                                         tiny_checkpoint, caplog):
+    src, out = tmp_path / f"in{src_suffix}", tmp_path / f"out{out_suffix}"
+    audio = {".webm": "libopus", ".mp4": "aac"}.get(src_suffix, "flac" if out_suffix != ".mpg" else "mp2")
+    _tone_clip(src, video_codec, audio)
+    with caplog.at_level(logging.WARNING):
+        Engine.from_checkpoint(tiny_checkpoint, steps=1).restore_video(src, out, progress=False)
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.name == out_codec
+        assert len(list(c.decode(video=0))) == 10
+        kinds = [s.type for s in c.streams]
+    assert "the video is encoded as" in caplog.text and "--codec chooses another" in caplog.text
+    if out_suffix == ".y4m":
+        assert kinds == ["video"] and "the audio stream #1 (flac) is not kept: a .y4m file cannot hold it" in caplog.text
+    else:
+        assert kinds == ["video", "audio"]
+
+
+@pytest.mark.skipif(_encoder("libsvtav1") is None, reason="this FFmpeg has no AV1 encoder")
+def test_av1_input_stays_av1(tmp_path, tiny_checkpoint, caplog):
+    """The AV1 decoder is named libdav1d, which no encoder is: the output fell back to H.264. The codec
+    is now looked up by the decoder's codec, so an AV1 input is written as AV1."""
+    src, out = tmp_path / "in.mkv", tmp_path / "out.mkv"
+    with av.open(str(src), "w") as c:
+        _write_frames(c, "libsvtav1")
+    with caplog.at_level(logging.WARNING):
+        Engine.from_checkpoint(tiny_checkpoint, steps=1).restore_video(src, out, progress=False)
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec.canonical_name == "av1" and len(list(c.decode(video=0))) == 3
+    assert "the video is encoded as" not in caplog.text
+
+
+def test_subtitles_the_output_cannot_hold_are_left_out_with_a_warning(tmp_path, tiny_checkpoint, caplog):
+    """SubRip subtitles in Matroska written as .mp4: the restore goes on without them (it was refused),
+    and a warning names the stream and the output that keeps it."""
+    ffmpeg = pytest.importorskip("imageio_ffmpeg").get_ffmpeg_exe()
+    clip, srt, src = tmp_path / "clip.mkv", tmp_path / "subs.srt", tmp_path / "in.mkv"
+    _tone_clip(clip, "libx264", "aac")
+    srt.write_text("1\n00:00:00,000 --> 00:00:00,200\nhello\n")
+    subprocess.run([ffmpeg, "-v", "error", "-i", str(clip), "-i", str(srt), "-map", "0", "-map", "1", "-c", "copy",
+                    str(src)], check=True)
+    out = tmp_path / "out.mp4"
+    with caplog.at_level(logging.WARNING):
+        Engine.from_checkpoint(tiny_checkpoint, steps=1).restore_video(src, out, progress=False)
+    with av.open(str(out)) as c:
+        assert [s.type for s in c.streams] == ["video", "audio"]
+    assert "the subtitle stream #2 (subrip) is not kept: a .mp4 file cannot hold it (a .mkv can)" in caplog.text
+
+
+def test_matroska_audio_running_past_the_video_is_not_truncation(tmp_path, tiny_checkpoint):
+    """A Matroska file's length covers all its streams; its audio may run on after the video. The video
+    track's own length (its DURATION tag) is now what the truncation check reads."""
+    src, out = tmp_path / "in.mkv", tmp_path / "out.mkv"
+    _tone_clip(src, "libx264", "flac", frames=4, end=0.5)   # video 0.16 s, audio 0.5 s
+    with av.open(str(src)) as c:
+        assert c.duration / 1e6 > 0.45
+    report = Engine.from_checkpoint(tiny_checkpoint, steps=1).restore_video(src, out, progress=False)
+    assert report.frames == 4
+
+
+def test_a_container_that_refuses_a_stream_says_what_to_write(tmp_path, tiny_checkpoint):
+    """MXF's header refuses AAC: an error naming the container, FFmpeg's reason and what to write
+    instead, before any work; nothing is left."""
+    src = tmp_path / "in.mkv"
+    _tone_clip(src, "libx264", "aac")
+    with pytest.raises(VideoError, match=r"a \.mxf file cannot hold this video's streams .*aac.*write \.mkv"):
+        Engine.from_checkpoint(tiny_checkpoint, steps=1).restore_video(src, tmp_path / "out.mxf", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mkv"]
+
+
+def test_a_damaged_audio_packet_is_skipped_when_reencoding(tmp_path, caplog):
+    """A copied packet is passed on as it is; a re-encoded one must decode. One that does not (damaged
+    bytes) is skipped with one warning, and the packets after it still come out."""
+    from irflow_engine.video.audio import AudioReencoder, choose_encoding
+
+    src = tmp_path / "in.mkv"
+    _tone_clip(src, "libx264", "flac")
+    with av.open(str(src)) as c, av.open(io.BytesIO(), "w", format="mov") as out:
+        stream = c.streams.audio[0]
+        reencoder = AudioReencoder(out, stream, choose_encoding(out, stream))
+        packets = [p for p in c.demux(stream) if p.size]
+        bad = av.Packet(bytes(np.random.default_rng(0).integers(0, 256, packets[1].size, dtype=np.uint8)))
+        bad.pts, bad.dts, bad.time_base = packets[1].pts, packets[1].dts, packets[1].time_base
+        with caplog.at_level(logging.WARNING):
+            encoded = [reencoder.encode(bad if i == 1 else p) for i, p in enumerate(packets)] + [reencoder.encode(None)]
+    assert reencoder.damaged == 1 and caplog.text.count("a packet that does not decode is skipped") == 1
+    assert sum(len(x) for x in encoded[2:]) > 0
