@@ -1,9 +1,10 @@
-"""Animated images (APNG, animated WebP, GIF) <-> a list of frames with their timing (Pillow).
+"""Animated images (APNG, animated WebP, GIF, AVIF sequences) <-> a list of frames with their timing (Pillow).
 
 An animation is restored frame by frame, like a short video: every frame is read whole (Pillow
 composes each frame onto the canvas by the file's disposal and blend rules), restored, and
-written back in full with its duration, the loop count, the alpha channel and, in PNG and WebP,
-the ICC profile. Frames are held in memory as uint8 (H·W·4 bytes each, input and output): an
+written back in full with its duration, the loop count (Pillow neither reads nor writes AVIF's:
+an AVIF sequence keeps the writer's default), the alpha channel and, in PNG, WebP and AVIF, the ICC
+profile. Frames are held in memory as uint8 (H·W·4 bytes each, input and output): an
 animation of many large frames is better converted to a video and restored with `irflow restore`.
 GIF output is quantised to a 256-colour palette per frame (what the format holds).
 """
@@ -19,8 +20,8 @@ import numpy as np
 from .atomic import atomic_path
 from .images import ImageFileError, rgb_icc_profile
 
-ANIMATION_SUFFIXES = (".png", ".webp", ".gif")         # formats whose writers keep frames and timing
-ANIMATION_FORMATS = ("PNG", "WEBP", "GIF")             # Pillow's names of the animated formats read
+ANIMATION_SUFFIXES = (".png", ".webp", ".gif", ".avif")   # formats whose writers keep frames and timing
+ANIMATION_FORMATS = ("PNG", "WEBP", "GIF", "AVIF")     # Pillow's names of the animated formats read
 DEFAULT_DURATION_MS = 100                              # a frame that states no duration (as browsers show it)
 
 
@@ -33,7 +34,7 @@ class Animation:
     alphas: Optional[List[np.ndarray]] = None   # uint8 H×W each, or None: every frame opaque
     loop: Optional[int] = None                  # 0: forever, n: the file's count; None: plays once
     icc_profile: Optional[bytes] = None         # an RGB ICC profile, or None
-    source_format: str = field(default="PNG")   # "PNG" (APNG), "WEBP" or "GIF"
+    source_format: str = field(default="PNG")   # "PNG" (APNG), "WEBP", "GIF" or "AVIF"
 
     def __post_init__(self):
         if not self.frames:
@@ -48,7 +49,7 @@ class Animation:
 
 
 def is_animation(path) -> bool:
-    """True if `path` is an APNG, animated WebP or GIF with more than one frame."""
+    """True if `path` is an APNG, animated WebP, GIF or AVIF with more than one frame."""
     from PIL import Image
 
     if Path(path).suffix.lower() not in ANIMATION_SUFFIXES:
@@ -94,7 +95,7 @@ def read_animation(path) -> Animation:
 
 
 def write_animation(path, animation: Animation, quality: int = 95) -> None:
-    """Write `animation` to an .png (APNG), .webp or .gif file, atomically (temp file, then rename)."""
+    """Write `animation` to an .png (APNG), .webp, .gif or .avif file, atomically (temp file, then rename)."""
     from PIL import Image
 
     path = Path(path)
@@ -102,7 +103,7 @@ def write_animation(path, animation: Animation, quality: int = 95) -> None:
     if suffix not in ANIMATION_SUFFIXES:
         raise ImageFileError(f"{path}: {suffix or 'no suffix'} cannot hold an animation "
                              f"(use one of {', '.join(ANIMATION_SUFFIXES)})")
-    fmt = {".png": "PNG", ".webp": "WEBP", ".gif": "GIF"}[suffix]
+    fmt = {".png": "PNG", ".webp": "WEBP", ".gif": "GIF", ".avif": "AVIF"}[suffix]
     images = []
     for k, rgb in enumerate(animation.frames):
         im = Image.fromarray(rgb, "RGB")
@@ -112,9 +113,9 @@ def write_animation(path, animation: Animation, quality: int = 95) -> None:
     options = {"save_all": True, "append_images": images[1:], "duration": list(animation.durations)}
     if animation.loop is not None:
         options["loop"] = animation.loop
-    elif fmt != "GIF":
+    elif fmt in ("PNG", "WEBP"):
         options["loop"] = 1          # APNG's and WebP's "play once" (a GIF without a loop count plays once)
-    if fmt == "WEBP":
+    if fmt in ("WEBP", "AVIF"):
         options["quality"] = quality
     if fmt == "GIF" and animation.alphas is not None:
         options["disposal"] = 2      # whole frames with transparency: clear before the next one

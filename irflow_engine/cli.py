@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser(
         "restore", help="restore an image, a folder of images, a video, or raw frames from stdin",
-        description="Restore one image (PNG/JPEG/TIFF/BMP/WebP/GIF/AVIF; every frame of an animated PNG, WebP or GIF "
+        description="Restore one image (PNG/JPEG/TIFF/BMP/WebP/GIF/AVIF; every frame of an animated PNG, WebP, GIF or AVIF "
                     "written as one of those), every image in a folder, a video file "
                     "(audio/subtitles copied, or audio re-encoded where the output's container cannot hold it; "
                     "frame timing, colour tags and bit depth kept), or raw frames "
@@ -215,7 +215,7 @@ def cmd_restore(args) -> int:
 def _restore_image_file(engine, src: Path, dst: Path, args, progress=None) -> Tuple[int, int]:
     """Restore one image file into `dst` (atomically), keeping alpha and colour profile; returns (H, W).
 
-    An animation (APNG, animated WebP, GIF) written to .png/.webp/.gif has every frame restored;
+    An animation (APNG, animated WebP, GIF, AVIF) written to .png/.webp/.gif/.avif has every frame restored;
     a still format gets its first frame (`load_image` warns)."""
     from .animation import ANIMATION_SUFFIXES, is_animation
     from .images import load_image, write_image

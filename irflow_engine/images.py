@@ -107,8 +107,8 @@ def load_image(path) -> ImageFile:
                 raise ImageFileError(f"{path}: 32-bit floating-point samples are not supported (their scale is "
                                      "not defined); convert the image to 8 or 16 bits per sample")
             if getattr(im, "n_frames", 1) > 1:
-                kept = (" (irflow restore keeps every frame when it writes .png, .webp or .gif)"
-                        if im.format in ("PNG", "WEBP", "GIF") else "")
+                kept = (" (irflow restore keeps every frame when it writes .png, .webp, .gif or .avif)"
+                        if im.format in ("PNG", "WEBP", "GIF", "AVIF") else "")
                 log.warning("%s holds %d pages or frames; only the first is restored%s", path, im.n_frames, kept)
             icc = rgb_icc_profile(im.info.get("icc_profile"))
             is_png = im.format == "PNG"   # the upright copy below has no format

@@ -38,8 +38,12 @@ def add_video_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def is_video_request(args) -> bool:
-    """True for `irflow restore` calls this module handles: a video file or '-' (raw stdin)."""
-    return args.input == "-" or Path(args.input).suffix.lower() in VIDEO_SUFFIXES
+    """True for `irflow restore` calls this module handles: a video file, an animated image written as
+    a video, or '-' (raw stdin)."""
+    from ..animation import is_animation
+
+    return (args.input == "-" or Path(args.input).suffix.lower() in VIDEO_SUFFIXES
+            or (Path(args.output).suffix.lower() in VIDEO_SUFFIXES and is_animation(args.input)))
 
 
 def cmd_restore_video(args, build_engine) -> int:

@@ -72,7 +72,8 @@ class EncodeOptions:
     options: Optional[Mapping[str, str]] = None  # passed to FFmpeg as is (e.g. {"tune": "film"})
 
 
-def _encoder(name: str):
+def find_encoder(name: str):
+    """FFmpeg's encoder `name` (or the default encoder of codec `name`), or None."""
     import av
 
     try:
@@ -83,7 +84,7 @@ def _encoder(name: str):
 
 def choose_codec(info: VideoInfo, requested: Optional[str], container) -> str:
     if requested:
-        codec = _encoder(requested)
+        codec = find_encoder(requested)
         if codec is None or codec.type != "video":
             raise VideoError(f"unknown video encoder {requested!r} (e.g. libx264, libx265, ffv1, libvpx-vp9)")
         if not muxer_takes(container, codec.canonical_name):
@@ -94,11 +95,11 @@ def choose_codec(info: VideoInfo, requested: Optional[str], container) -> str:
     # The input's codec, then H.264/HEVC, then the container's own (VP9 for WebM, which holds neither).
     tried = list(dict.fromkeys((same, fallback, container.default_video_codec)))
     for name in tried:
-        codec = _encoder(name)
+        codec = find_encoder(name)
         if codec is not None and codec.type == "video" and not codec.experimental \
                 and muxer_takes(container, codec.canonical_name):
             if codec.canonical_name != same:
-                why = "has no encoder here" if _encoder(same) is None else \
+                why = "has no encoder here" if find_encoder(same) is None else \
                     f"cannot be stored in a {container_suffix(container) or container.format.name} file"
                 log.warning("%s: the video is encoded as %s (%s): its codec, %s, %s (--codec chooses another)",
                             info.path.name, codec.canonical_name, codec.name, same, why)
@@ -117,7 +118,7 @@ def _codec_of_decoder(decoder: str) -> str:
 
 
 def choose_pix_fmt(codec_name: str, info: VideoInfo, requested: Optional[str]) -> str:
-    formats = _encoder(codec_name).video_formats
+    formats = find_encoder(codec_name).video_formats
     names = [f.name for f in formats] if formats else None
     if requested:
         if names is not None and requested not in names:

@@ -80,9 +80,16 @@ def restore_video(engine, src, dst, **options) -> VideoReport:
     Keeps frame count, timestamps, rate, resolution, colour tags, bit depth, chroma resolution, the
     video stream's tags (start timecode included) and display rotation; copies audio and subtitle
     streams unchanged where `dst`'s container holds them, else re-encodes the audio and leaves the
-    rest out (with a warning). Options: `VideoOptions`.
+    rest out (with a warning). An animated image (GIF, APNG, WebP, AVIF) is restored into a video too
+    (`from_animation.py`). Options: `VideoOptions`.
     """
+    from ..animation import ANIMATION_SUFFIXES, is_animation
+
     opts = VideoOptions.from_kwargs(options)
+    if Path(src).suffix.lower() in ANIMATION_SUFFIXES and is_animation(src):
+        from .from_animation import restore_animation_video
+
+        return restore_animation_video(engine, src, dst, **options)
     src, dst = check_paths(src, dst, opts.overwrite)
     source = VideoSource(src)
     try:

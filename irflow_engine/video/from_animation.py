@@ -1,0 +1,95 @@
+"""An animated image (GIF, APNG, animated WebP, AVIF sequence) restored into a video file.
+
+Pillow reads the animation as `irflow restore` does for an animated output (`animation.py`: whole
+frames, composed by the file's disposal rules, and each frame's duration; FFmpeg reads neither
+animated WebP nor AVIF sequences). The frames go into a temporary lossless clip (raw RGB in
+NUT, timed in milliseconds), which `restore_video` restores and encodes like any other input:
+each frame is shown for its duration, and the video codec is the output container's usual one
+(H.264; VP9 for WebM) unless `codec=` says otherwise. A video holds no alpha channel: a warning
+says when the animation had one.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+
+from ..animation import Animation, read_animation
+from .encode import find_encoder
+from .errors import VideoError
+from .muxers import muxer_takes
+
+log = logging.getLogger(__name__)
+
+MS = Fraction(1, 1000)
+
+
+def write_raw_clip(path, animation: Animation) -> None:
+    """The frames of `animation` as raw RGB video in NUT (Matroska refuses raw RGB), each at its start time in ms."""
+    import av
+
+    h, w = animation.frames[0].shape[:2]
+    with av.open(str(path), "w") as c:
+        durations = sorted(animation.durations)
+        s = c.add_stream("rawvideo", rate=Fraction(1000, max(durations[len(durations) // 2], 1)))
+        s.width, s.height, s.pix_fmt = w, h, "rgb24"
+        s.time_base = s.codec_context.time_base = MS
+        t = 0
+        for rgb, duration in zip(animation.frames, animation.durations):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts, frame.time_base = t, MS
+            for packet in s.encode(frame):
+                packet.duration = duration
+                c.mux(packet)
+            t += duration
+        c.mux(s.encode(None))
+
+
+def usual_video_encoder(folder: Path, suffix: str) -> str:
+    """libx264 where a `suffix` file holds H.264, else its container's own codec's encoder."""
+    import av
+
+    probe = Path(folder) / f"probe{suffix}"
+    try:
+        container = av.open(str(probe), "w")
+    except ValueError:
+        raise VideoError(f"cannot tell a container format from the suffix {suffix!r}: use one such as .mp4, "
+                         ".mkv or .webm") from None
+    try:
+        for name in ("libx264", container.default_video_codec):
+            codec = find_encoder(name)
+            if codec is not None and codec.type == "video" and muxer_takes(container, codec.canonical_name):
+                return codec.name
+    finally:
+        try:
+            container.close()
+        except av.FFmpegError:   # nothing was written: the muxer may refuse an empty file
+            pass
+        probe.unlink(missing_ok=True)
+    raise VideoError(f"a {suffix} file holds neither H.264 nor {container.default_video_codec}: choose codec=")
+
+
+def restore_animation_video(engine, src, dst, **options):
+    """Restore the animated image `src` into the video file `dst`; options and report as `restore_video`."""
+    from .restore import check_paths, restore_video
+
+    src, dst = check_paths(src, dst, bool(options.get("overwrite")))
+    animation = read_animation(src)
+    if animation.alphas is not None:
+        log.warning("%s: the alpha channel is not kept: a video holds none (write .png, .webp, .gif or .avif "
+                    "to keep it)", src.name)
+    with tempfile.TemporaryDirectory(prefix="irflow-animation-") as folder:
+        clip = Path(folder) / f"{src.stem}.nut"
+        write_raw_clip(clip, animation)
+        codec = options.pop("codec", None) or usual_video_encoder(Path(folder), dst.suffix)
+        h, w = animation.frames[0].shape[:2]
+        if (h % 2 or w % 2) and not options.get("pix_fmt"):
+            formats = find_encoder(codec).video_formats
+            if formats is None or "yuv444p" in {f.name for f in formats}:
+                # 4:2:0 needs an even size (x264 refuses odd ones); 4:4:4 keeps every pixel's colour.
+                log.warning("%s: %dx%d is an odd size, so the video is 4:4:4 (yuv444p), which some players "
+                            "(browsers) do not show; an even-sized animation gives 4:2:0", src.name, w, h)
+                options["pix_fmt"] = "yuv444p"
+        return restore_video(engine, clip, dst, codec=codec, **options)
