@@ -287,3 +287,21 @@ def test_a_damaged_audio_packet_is_skipped_when_reencoding(tmp_path, caplog):
             encoded = [reencoder.encode(bad if i == 1 else p) for i, p in enumerate(packets)] + [reencoder.encode(None)]
     assert reencoder.damaged == 1 and caplog.text.count("a packet that does not decode is skipped") == 1
     assert sum(len(x) for x in encoded[2:]) > 0
+
+
+def test_matroska_track_length_of_a_late_starting_part(tmp_path):
+    """Matroska's DURATION tag is the track's end time: a part that starts at 0.48 s (restore-batch's
+    split) and ends at 0.96 s lasts 0.48 s, not 0.96 (which called it truncated)."""
+    from irflow_engine.batch.segments import split_at_keyframes
+    from irflow_engine.video.decode import VideoSource
+    from irflow_engine.video.synth import write_noisy_pan
+
+    write_noisy_pan(tmp_path / "long.mkv", size=(64, 48), frames=24, rate=25, seed=2,
+                    options={"g": "12", "keyint_min": "12", "sc_threshold": "0"})
+    parts = split_at_keyframes(tmp_path / "long.mkv", tmp_path / "parts", 0.3)
+    source = VideoSource(parts[1])
+    try:
+        assert source.stream.metadata["DURATION"].startswith("00:00:00.96")
+        assert abs(source.info.duration - 0.48) < 1e-6 and source.info.frames == 12
+    finally:
+        source.close()

@@ -209,9 +209,11 @@ class VideoSource:
         if stream.duration is not None and stream.time_base:
             duration = float(stream.duration * stream.time_base)
         elif tag_seconds(stream.metadata.get("DURATION")) is not None:
-            # Matroska's per-track length (FFmpeg and mkvmerge write it last): the container's covers
-            # every stream, and audio may run on after the video.
-            duration = tag_seconds(stream.metadata.get("DURATION"))
+            # Matroska's per-track end time (FFmpeg and mkvmerge write it last): the container's covers
+            # every stream, and audio may run on after the video. A track that starts late is not longer.
+            end = tag_seconds(stream.metadata.get("DURATION"))
+            start = float(stream.start_time * stream.time_base) if stream.start_time else 0.0
+            duration = end - (start if 0 < start < end else 0)
         elif self.container.duration:
             # Some muxers (Matroska) store the end time: a file that starts late is not longer.
             start = self.container.start_time or 0

@@ -308,17 +308,21 @@ class VideoSink:
                         continue
             self.copies[s.index] = out
 
-    def _other_outputs(self) -> str:
+    def _other_suffixes(self) -> List[str]:
         """The outputs to suggest instead of this one: the input's container, else Matroska."""
-        others = [x for x in dict.fromkeys((self.info.path.suffix.lower(), ".mkv")) if x != self.path.suffix.lower()]
-        return " or ".join(f"a {x}" for x in others) or "another container"
+        return [x for x in dict.fromkeys((self.info.path.suffix.lower(), ".mkv")) if x != self.path.suffix.lower()]
+
+    def _other_outputs(self) -> str:
+        return " or ".join(f"a {x}" for x in self._other_suffixes()) or "another container"
 
     def _refused(self, error, messages) -> VideoError:
         """The muxer's refusal (writing the header or the trailer) as an error that says what to do."""
-        why = "; ".join(f"[{name}] {text.strip()}" for _, name, text in messages) or error.strerror or str(error)
-        others = [x for x in dict.fromkeys((self.info.path.suffix.lower(), ".mkv")) if x != self.path.suffix.lower()]
+        lines = [f"[{name}] {text.strip()}" for _, name, text in messages]
+        if len(lines) > 3:   # a bitstream filter lists every codec it takes, one per message
+            lines = lines[:3] + [f"... {len(lines) - 3} more lines"]
+        why = "; ".join(lines) or error.strerror or str(error)
         return VideoError(f"a {self.path.suffix} file cannot hold this video's streams ({why}); write "
-                          f"{' or '.join(others) or 'another container'} instead (--codec chooses the video's encoder)")
+                          f"{' or '.join(self._other_suffixes()) or 'another container'} instead (--codec chooses the video's encoder)")
 
     def write(self, raw: Optional[torch.Tensor], pts: List[int], durations: List[int], packets: Sequence) -> None:
         """Encode the frames in `raw` (host, the layout's format; None: no frames) and mux them, then `packets`.
