@@ -96,9 +96,10 @@ def test_muxer_takes_what_reads_back(fmt):
     assert wrong == []
 
 
-def _tone_clip(path, video_codec, audio_codec, frames=10, start=0.0, burst=(0.25, 0.35), layout="mono", end=None):
-    """Random frames at 25 fps and an audio track from `start` s to `end` s (default: the video's end):
-    silence with a 440 Hz burst (amplitude 0.5) over `burst`."""
+def _tone_clip(path, video_codec, audio_codec, frames=10, start=0.0, burst=(0.25, 0.35), layout="mono", end=None,
+               first_frame=0):
+    """Frames `first_frame`.. at 25 fps (random pixels) and an audio track from `start` s to `end` s
+    (default: the video's end): silence with a 440 Hz burst (amplitude 0.5) over `burst`."""
     rng = np.random.default_rng(3)
     with av.open(str(path), "w") as c:
         v = c.add_stream(video_codec, rate=25)
@@ -108,10 +109,10 @@ def _tone_clip(path, video_codec, audio_codec, frames=10, start=0.0, burst=(0.25
         for i in range(frames):
             f = av.VideoFrame.from_ndarray(rng.integers(0, 256, (32, 48, 3), dtype=np.uint8), format="rgb24")
             f = f.reformat(format="yuv420p")
-            f.pts = i
+            f.pts = first_frame + i
             c.mux(v.encode(f))
         c.mux(v.encode(None))
-        first, n = int(start * RATE), int((end or frames / 25) * RATE)
+        first, n = int(start * RATE), int((end or (first_frame + frames) / 25) * RATE)
         t = np.arange(first, n) / RATE
         wave = np.where((t >= burst[0]) & (t < burst[1]), 0.5 * np.sin(2 * np.pi * 440 * t), 0.0).astype(np.float32)
         channels = av.AudioLayout(layout).nb_channels
@@ -175,6 +176,25 @@ def test_audio_the_output_cannot_hold_is_reencoded_in_sync(src_suffix, audio_cod
     burst = (t_out >= 0.26) & (t_out < 0.34)
     spectrum = np.abs(np.fft.rfft(x_out[burst]))
     assert abs(np.fft.rfftfreq(burst.sum(), 1 / RATE)[spectrum.argmax()] - 440) < 15
+
+
+@pytest.mark.parametrize("audio_start, first_frame", [(0.1, 0), (0.0, 5)])
+def test_audio_into_avi_keeps_its_offset_from_the_video(audio_start, first_frame, tmp_path, tiny_checkpoint,
+                                                        caplog):
+    """AVI stores no audio start time: its sound plays from the first frame. Audio starting 0.1 s after
+    the video (or 0.2 s before it) was copied and played that much early (late); it is now re-encoded
+    as PCM, led by silence (or cut), so the 440 Hz burst stays where it was relative to the frames."""
+    src, out = tmp_path / "in.mkv", tmp_path / "out.avi"
+    _tone_clip(src, "mpeg4", "pcm_s16le", start=audio_start, first_frame=first_frame)
+    with caplog.at_level(logging.WARNING):
+        Engine.from_checkpoint(tiny_checkpoint, steps=1).restore_video(src, out, progress=False)
+    offset = audio_start - first_frame / 25
+    assert f"a .avi file stores no start time for it, and it starts {offset:+.3f} s from the video" in caplog.text
+    _, _, t_in, x_in = _audio(src)
+    codec, _, t_out, x_out = _audio(out)
+    assert codec == "pcm_s16le" and abs(t_out[0]) < 1e-9
+    assert abs(_onset(t_out, x_out) - _onset(t_in, x_in)) < 1e-3
+    assert abs(_onset(t_in, x_in) - (0.25 - first_frame / 25)) < 1e-3
 
 
 def test_pcm_without_a_channel_order_is_copied_into_mp4(tmp_path, tiny_checkpoint):

@@ -1,12 +1,16 @@
 """Audio in the output: copied as it is where the container holds it, else re-encoded.
 
 A restore never touches the sound, so the input's audio packets are copied unchanged. When the
-output container cannot hold the input's audio codec (PCM from an AVI or a camera MOV written as
-.mp4 used to be refused; Opus into .mov or .avi, AAC into .webm), the stream is decoded and
-re-encoded with the container's usual codec (AAC for MP4/MOV, Opus for WebM, MP3 for AVI, MP2 for
-MPEG-TS/PS), at `BIT_RATE_PER_CHANNEL` (lossy codecs), and a warning names the output that would
-keep it unchanged. Timestamps follow the decoded frames, so the sound stays in sync, start offset
-included.
+output container cannot hold the input's audio codec (FLAC or Opus into .mov, Opus into .avi, AAC
+into .webm, PCM into .ts), the stream is decoded and re-encoded with the container's usual codec
+(AAC for MP4/MOV, Opus for WebM, MP2 for MPEG-TS/PS), at `BIT_RATE_PER_CHANNEL` (lossy codecs), and
+a warning names the output that would keep it unchanged. Timestamps follow the decoded frames, so
+the sound stays in sync, start offset included.
+
+AVI stores no start time or encoder delay for audio (`UNTIMED_AUDIO_MUXERS`): its sound plays from
+the video's first frame, sample by sample. Audio for an AVI is re-encoded as PCM (no delay), and
+also when it would be copied but does not start with the video: silence leads it, or its head
+before the video's start is cut.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from typing import List, Optional
+
+import numpy as np
 
 from .muxers import codec_name, muxer_takes
 
@@ -50,6 +56,15 @@ class AudioEncoding:
     rate: int
     layout: str
     bit_rate: Optional[int]      # None: lossless
+
+
+def start_offset(container, stream, video_start: float) -> float:
+    """Seconds an audio `stream` starts after the video (negative: before) where the output `container`
+    cannot store it (`UNTIMED_AUDIO_MUXERS`) and it is over a millisecond; else 0."""
+    if stream.type != "audio" or container.format.name not in UNTIMED_AUDIO_MUXERS or stream.start_time is None:
+        return 0.0
+    offset = float(stream.start_time * stream.time_base) - video_start
+    return offset if abs(offset) > 1e-3 else 0.0
 
 
 def _encoder(name: str):
@@ -122,7 +137,8 @@ class AudioReencoder:
 
     def __init__(self, container, stream, encoding: AudioEncoding, video_start: float = 0.0):
         self.decoder, self.index, self.damaged = stream.codec_context, stream.index, 0
-        self.lead_from = video_start if container.format.name in UNTIMED_AUDIO_MUXERS else None
+        self.align_to = video_start if container.format.name in UNTIMED_AUDIO_MUXERS else None
+        self.trim = 0   # samples still to cut from the start
         out = container.add_stream(encoding.encoder, rate=encoding.rate)
         out.layout = encoding.layout
         if encoding.bit_rate:
@@ -150,29 +166,41 @@ class AudioReencoder:
             frames = []
         out = []
         for frame in frames:
-            if self.lead_from is not None:
-                out += self._lead(frame)
-            out += self.out.encode(frame)
+            for aligned in self._aligned(frame):
+                out += self.out.encode(aligned)
         if packet is None:
             out += self.out.encode(None)
         return out
 
-    def _lead(self, first) -> List:
-        """The silence between the video's start and the `first` decoded audio frame, encoded (once)."""
+    def _aligned(self, frame) -> List:
+        """`frame` as an `UNTIMED_AUDIO_MUXERS` output must get it: the first one led by the silence
+        between the video's start and it, or the samples before the video's start cut."""
         import av
 
-        start, self.lead_from = self.lead_from, None
-        if first.pts is None or first.time_base is None:
+        if self.align_to is not None and frame.pts is not None and frame.time_base is not None:
+            start, self.align_to = self.align_to, None
+            gap = int(round((float(frame.pts * frame.time_base) - start) * frame.sample_rate))
+            if gap > 0:
+                silence = av.AudioFrame(format=frame.format.name, layout=frame.layout.name, samples=gap)
+                for plane in silence.planes:
+                    plane.update(bytes(plane.buffer_size))
+                silence.sample_rate, silence.time_base = frame.sample_rate, frame.time_base
+                silence.pts = frame.pts - int(round(gap / frame.sample_rate / frame.time_base))
+                return [silence, frame]
+            self.trim = -gap
+        if not self.trim:
+            return [frame]
+        if frame.samples <= self.trim:
+            self.trim -= frame.samples
             return []
-        samples = int(round((float(first.pts * first.time_base) - start) * first.sample_rate))
-        if samples <= 0:
-            return []
-        silence = av.AudioFrame(format=first.format.name, layout=first.layout.name, samples=samples)
-        for plane in silence.planes:
-            plane.update(bytes(plane.buffer_size))
-        silence.sample_rate, silence.time_base = first.sample_rate, first.time_base
-        silence.pts = first.pts - int(round(samples / first.sample_rate / first.time_base))
-        return self.out.encode(silence)
+        cut, self.trim = self.trim, 0
+        samples = frame.to_ndarray()
+        tail = samples[:, cut:] if frame.format.is_planar else samples[:, cut * frame.layout.nb_channels:]
+        rest = av.AudioFrame.from_ndarray(np.ascontiguousarray(tail), format=frame.format.name,
+                                          layout=frame.layout.name)
+        rest.sample_rate, rest.time_base = frame.sample_rate, frame.time_base
+        rest.pts = frame.pts + int(round(cut / frame.sample_rate / frame.time_base))
+        return [rest]
 
 
 def describe(stream, encoding: AudioEncoding) -> str:

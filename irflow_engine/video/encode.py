@@ -27,7 +27,7 @@ from typing import Deque, Dict, Iterator, List, Mapping, Optional, Sequence
 
 import torch
 
-from .audio import AudioReencoder, choose_encoding, default_layout, describe
+from .audio import AudioReencoder, choose_encoding, default_layout, describe, start_offset
 from .avframes import frame_from_slot
 from .decode import VideoInfo, is_cover_art
 from .errors import UnsupportedPixelFormatError, VideoError
@@ -283,11 +283,15 @@ class VideoSink:
                 log.warning("%s: the cover picture (stream #%d) is not kept: a %s file has no place for it",
                             src, s.index, c.format.name.split(",")[0])
                 continue
-            if not muxer_takes(c, name):
+            offset = start_offset(c, s, self.info.start)
+            if not muxer_takes(c, name) or offset:
                 encoding = choose_encoding(c, s) if s.type == "audio" else None
                 if encoding is not None:
-                    log.warning("%s: the audio stream #%d is re-encoded (%s): a %s file cannot hold %s as it is "
-                                "(%s can)", src, s.index, describe(s, encoding), suffix, name, self._other_outputs())
+                    why = (f"a {suffix} file cannot hold {name} as it is ({self._other_outputs()} can)"
+                           if not muxer_takes(c, name) else
+                           f"a {suffix} file stores no start time for it, and it starts {offset:+.3f} s from the video")
+                    log.warning("%s: the audio stream #%d is re-encoded (%s): %s", src, s.index,
+                                describe(s, encoding), why)
                     self.reencoders[s.index] = AudioReencoder(c, s, encoding, self.info.start)
                 else:
                     log.warning("%s: the %s stream #%d (%s) is not kept: a %s file cannot hold it (%s can)",
