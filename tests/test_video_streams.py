@@ -325,3 +325,24 @@ def test_matroska_track_length_of_a_late_starting_part(tmp_path):
         assert abs(source.info.duration - 0.48) < 1e-6 and source.info.frames == 12
     finally:
         source.close()
+
+
+def _frame_times(path):
+    with av.open(str(path)) as c:
+        return [float(f.pts * f.time_base) for f in c.decode(video=0)]
+
+
+@pytest.mark.parametrize("out_suffix", [".mkv", ".mpg"])
+def test_frame_grid_encoders_keep_the_start_time(out_suffix, tmp_path, tiny_checkpoint):
+    """MPEG-2 is encoded on a 1/25 s grid, and an MPEG program stream starts its video at 0.54 s: the
+    start was rounded to the grid (0.56 s, 20 ms after the sound). Times are now taken from the first
+    frame for the encoder and put back on its packets: every frame at the input's time."""
+    src, out = tmp_path / "in.mpg", tmp_path / f"out{out_suffix}"
+    _tone_clip(src, "mpeg2video", "mp2")
+    before = _frame_times(src)
+    assert abs(before[0] / 0.04 - round(before[0] / 0.04)) > 0.1   # off the encoder's grid
+    Engine.from_checkpoint(tiny_checkpoint, steps=1).restore_video(src, out, progress=False)
+    np.testing.assert_allclose(_frame_times(out), before, atol=1e-3)
+    _, _, t_in, x_in = _audio(src)
+    _, _, t_out, x_out = _audio(out)
+    assert abs(_onset(t_out, x_out) - _onset(t_in, x_in)) < 2e-3

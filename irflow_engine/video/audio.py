@@ -7,8 +7,8 @@ into .webm, PCM into .ts), the stream is decoded and re-encoded with the contain
 a warning names the output that would keep it unchanged. Timestamps follow the decoded frames, so
 the sound stays in sync, start offset included.
 
-AVI stores no start time or encoder delay for audio (`UNTIMED_AUDIO_MUXERS`): its sound plays from
-the video's first frame, sample by sample. Audio for an AVI is re-encoded as PCM (no delay), and
+AVI stores no start time or encoder delay for audio (`muxers.UNTIMED_MUXERS`): its sound plays
+from the video's first frame, sample by sample. Audio for an AVI is re-encoded as PCM (no delay), and
 also when it would be copied but does not start with the video: silence leads it, or its head
 before the video's start is cut.
 """
@@ -21,15 +21,14 @@ from typing import List, Optional
 
 import numpy as np
 
-from .muxers import codec_name, muxer_takes
+from .muxers import UNTIMED_MUXERS, codec_name, muxer_takes
 
 log = logging.getLogger(__name__)
 
 # FFmpeg's default layout for a channel count (av_channel_layout_default).
 DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
-# Muxers that store no start time or encoder delay for audio: it plays from the video's first frame,
-# sample by sample. For them the re-encoding is PCM (no delay) led by the silence that kept it in sync.
-UNTIMED_AUDIO_MUXERS = {"avi": "pcm_s16le"}
+# The re-encoding for `UNTIMED_MUXERS` (AVI): PCM has no encoder delay, which they cannot store either.
+UNTIMED_AUDIO_CODEC = "pcm_s16le"
 # Codecs tried after the container's own default, in order.
 FALLBACK_CODECS = ("aac", "opus", "mp3", "ac3", "mp2", "flac", "pcm_s16le")
 # Bit rate of a re-encoding, per channel, and at most per stream (the codecs' limits).
@@ -60,8 +59,8 @@ class AudioEncoding:
 
 def start_offset(container, stream, video_start: float) -> float:
     """Seconds an audio `stream` starts after the video (negative: before) where the output `container`
-    cannot store it (`UNTIMED_AUDIO_MUXERS`) and it is over a millisecond; else 0."""
-    if stream.type != "audio" or container.format.name not in UNTIMED_AUDIO_MUXERS or stream.start_time is None:
+    cannot store it (`UNTIMED_MUXERS`) and it is over a millisecond; else 0."""
+    if stream.type != "audio" or container.format.name not in UNTIMED_MUXERS or stream.start_time is None:
         return 0.0
     offset = float(stream.start_time * stream.time_base) - video_start
     return offset if abs(offset) > 1e-3 else 0.0
@@ -105,7 +104,8 @@ def choose_encoding(container, stream) -> Optional[AudioEncoding]:
     opens for the stream's rate and channels (downmixed to stereo where only that opens); None if none."""
     cc = stream.codec_context
     layout = default_layout(cc.layout) or cc.layout.name
-    tried = dict.fromkeys((UNTIMED_AUDIO_MUXERS.get(container.format.name), container.default_audio_codec)
+    untimed = UNTIMED_AUDIO_CODEC if container.format.name in UNTIMED_MUXERS else None
+    tried = dict.fromkeys((untimed, container.default_audio_codec)
                           + FALLBACK_CODECS)
     for name in tried:
         codec = _encoder(name) if name else None
@@ -132,12 +132,12 @@ def _bit_rate(codec: str, layout: str) -> Optional[int]:
 class AudioReencoder:
     """Decodes one input audio stream's packets and encodes them into `out`, an output stream.
 
-    `video_start`: the input video's start time (s). In an `UNTIMED_AUDIO_MUXERS` output, audio that
+    `video_start`: the input video's start time (s). In an `UNTIMED_MUXERS` output, audio that
     starts later than the video is led by that much silence."""
 
     def __init__(self, container, stream, encoding: AudioEncoding, video_start: float = 0.0):
         self.decoder, self.index, self.damaged = stream.codec_context, stream.index, 0
-        self.align_to = video_start if container.format.name in UNTIMED_AUDIO_MUXERS else None
+        self.align_to = video_start if container.format.name in UNTIMED_MUXERS else None
         self.trim = 0   # samples still to cut from the start
         out = container.add_stream(encoding.encoder, rate=encoding.rate)
         out.layout = encoding.layout
@@ -173,7 +173,7 @@ class AudioReencoder:
         return out
 
     def _aligned(self, frame) -> List:
-        """`frame` as an `UNTIMED_AUDIO_MUXERS` output must get it: the first one led by the silence
+        """`frame` as an `UNTIMED_MUXERS` output must get it: the first one led by the silence
         between the video's start and it, or the samples before the video's start cut."""
         import av
 

@@ -34,8 +34,8 @@ from .errors import UnsupportedPixelFormatError, VideoError
 from .formats import AV_TO_PIXFMT
 from .hdr import encoder_params
 from .layouts import layout_for
-from .muxers import (COVER_ART_MUXERS, DATA_MUXERS, NO_DATA_SUFFIXES, codec_name, container_suffix,
-                     copy_attachment, muxer_takes)
+from .muxers import (COVER_ART_MUXERS, DATA_MUXERS, NO_DATA_SUFFIXES, UNTIMED_MUXERS, codec_name,
+                     container_suffix, copy_attachment, muxer_takes)
 
 log = logging.getLogger(__name__)
 
@@ -212,6 +212,7 @@ class VideoSink:
         self.pix_fmt = choose_pix_fmt(codec, info, opts.pix_fmt)
         self.codec = codec
         options = {**kept_profile(codec, info), **encoder_options(codec, opts)}
+        untimed = c.format.name in UNTIMED_MUXERS
         if codec == "libsvtav1":
             # SVT-AV1 prints its whole configuration to stderr; only this variable, read when an encoder
             # opens, quiets it (1: errors). A value the user set is kept.
@@ -252,6 +253,10 @@ class VideoSink:
         self._held: Deque = deque()   # (frame, duration) waiting for its time (`write`)
         self._times: List[int] = []   # a heap of the waiting frames' times
         self._last_pts: Optional[int] = None   # the last time encoded
+        # Frame-grid encoders (their time base is not the input's) get times from the first frame, put
+        # back on the packets; an AVI's video starts at 0 (its audio is aligned to that).
+        self._rebase, self._to_zero = cc.time_base != info.time_base, untimed
+        self._origin: Optional[int] = None     # the first frame's time, subtracted before encoding
         self._moved = 0                        # frames moved one tick later (a repeated time)
         self._add_copies(copied)
         with ffmpeg_messages() as messages:   # the header now, so a refused stream stops it before any work
@@ -358,11 +363,29 @@ class VideoSink:
             # Two frames at one time (Matroska allows it, MP4 and the encoders do not): one tick later.
             pts = self._last_pts + 1
             self._moved += 1
-        frame.pts = self._last_pts = pts
+        self._last_pts = pts
+        if self._origin is None:
+            self._origin = pts if self._rebase or self._to_zero else 0
+        frame.pts = pts - self._origin
         if self.frame_duration:  # lets the muxer give the last frame its length
             frame.duration = duration
         for packet in self.stream.encode(frame):
-            self.container.mux(packet)
+            self._mux_video(packet)
+
+    def _mux_video(self, packet) -> None:
+        """Mux an encoded packet, its times moved back by the first frame's time where it was taken off
+        (an MPEG-2 stream starting at 0.54 s on a 1/25 grid: it was rounded to 0.56 s)."""
+        if self._origin and not self._to_zero:
+            tb = self.stream.time_base
+            shift = round(self._origin * self.info.time_base / tb)
+            for name in ("pts", "dts"):
+                value = getattr(packet, name)
+                if value is not None:
+                    setattr(packet, name, round(value * packet.time_base / tb) + shift)
+            if packet.duration:
+                packet.duration = round(packet.duration * packet.time_base / tb)
+            packet.time_base = tb
+        self.container.mux(packet)
 
     def _mux_copies(self, packets: Sequence) -> None:
         c = self.container
@@ -387,7 +410,7 @@ class VideoSink:
         import av
 
         for packet in self.stream.encode(None):
-            self.container.mux(packet)
+            self._mux_video(packet)
         for reencoder in self.reencoders.values():
             for packet in reencoder.encode(None):
                 self.container.mux(packet)

@@ -41,6 +41,10 @@ REFUSED_BY = {"mov": {"vp8", "vp9", "av1", "opus", "flac", "truehd"}}
 # Muxers without a codec table that refuse, when the header is written, what they cannot store.
 CHECKING_MUXERS = ("mxf",)
 
+# Muxers that store no timestamps, only order: an AVI's frames and audio samples play one after another
+# from its start. The sink starts the video at 0 and aligns the audio to it (`audio.py`). (FFmpeg reads
+# H.264 and MPEG-2 in AVI one frame late, B-frames or not, as it reads an input AVI of them.)
+UNTIMED_MUXERS = ("avi",)
 # Muxers that store a cover picture (an attached_pic stream; tried 2026-11-27: mov drops it, Matroska
 # keeps covers as attachments).
 COVER_ART_MUXERS = ("mp4", "ipod")
