@@ -252,21 +252,68 @@ def test_av1_input_stays_av1(tmp_path, tiny_checkpoint, caplog):
     assert "the video is encoded as" not in caplog.text
 
 
-def test_subtitles_the_output_cannot_hold_are_left_out_with_a_warning(tmp_path, tiny_checkpoint, caplog):
-    """SubRip subtitles in Matroska written as .mp4: the restore goes on without them (it was refused),
-    and a warning names the stream and the output that keeps it."""
+def _subtitled(tmp_path, container_suffix, codec):
+    """A clip with two text subtitle events ("hello <i>there</i>" 0-0.2 s, "world" 0.2-0.4 s) in `codec`."""
     ffmpeg = pytest.importorskip("imageio_ffmpeg").get_ffmpeg_exe()
-    clip, srt, src = tmp_path / "clip.mkv", tmp_path / "subs.srt", tmp_path / "in.mkv"
+    clip, srt, src = tmp_path / "clip.mkv", tmp_path / "subs.srt", tmp_path / f"in{container_suffix}"
     _tone_clip(clip, "libx264", "aac")
-    srt.write_text("1\n00:00:00,000 --> 00:00:00,200\nhello\n")
+    srt.write_text("1\n00:00:00,000 --> 00:00:00,200\nhello <i>there</i>\n\n"
+                   "2\n00:00:00,200 --> 00:00:00,400\nworld\n")
     subprocess.run([ffmpeg, "-v", "error", "-i", str(clip), "-i", str(srt), "-map", "0", "-map", "1", "-c", "copy",
-                    str(src)], check=True)
-    out = tmp_path / "out.mp4"
+                    "-c:s", codec, str(src)], check=True)
+    return src
+
+
+def _events(path):
+    """(codec, [(start s from the first frame, length s, text)]) of the first subtitle stream, decoded
+    by FFmpeg."""
+    zero = _frame_times(path)[0]
+    with av.open(str(path)) as c:
+        s = c.streams.subtitles[0]
+        events = []
+        for p in c.demux(s):
+            if p.pts is None or not p.size:
+                continue
+            for sub in s.codec_context.decode(p):
+                text = sub.dialogue.decode() if hasattr(sub, "dialogue") else str(sub.ass)
+                if text.strip():
+                    events.append((round(float(p.pts * p.time_base) - zero, 3), round(float(p.duration * p.time_base), 3),
+                                   text))
+        return s.codec_context.codec.canonical_name, events
+
+
+@pytest.mark.parametrize("src_suffix, src_codec, out_suffix, out_codec", [
+    (".mkv", "srt", ".mp4", "mov_text"),    # left out (before: refused) where MP4 holds only mov_text
+    (".mp4", "mov_text", ".mkv", "subrip"),  # Matroska holds no mov_text
+])
+def test_text_subtitles_are_converted_for_the_output(src_suffix, src_codec, out_suffix, out_codec, tmp_path,
+                                                     tiny_checkpoint, caplog):
+    """Text subtitles the output cannot hold are converted to a text codec it holds, with their times
+    and words (italics where the codec has them), and a warning says so."""
+    src = _subtitled(tmp_path, src_suffix, src_codec)
+    out = tmp_path / f"out{out_suffix}"
+    with caplog.at_level(logging.WARNING):
+        Engine.from_checkpoint(tiny_checkpoint, steps=1).restore_video(src, out, progress=False)
+    assert "the subtitle stream #2 is converted from" in caplog.text
+    codec, events = _events(out)
+    _, before = _events(src)
+    assert codec == out_codec and len(events) == 2
+    assert [e[:2] for e in events] == [e[:2] for e in before] == [(0.0, 0.2), (0.2, 0.2)]
+    assert "hello" in events[0][2] and "there" in events[0][2] and "world" in events[1][2]
+    with av.open(str(out)) as c:
+        assert [s.type for s in c.streams] == ["video", "audio", "subtitle"]
+
+
+def test_subtitles_the_output_cannot_hold_are_left_out_with_a_warning(tmp_path, tiny_checkpoint, caplog):
+    """An AVI holds no text subtitles: the restore goes on without them (it was refused), and a warning
+    names the stream and the output that keeps it."""
+    src = _subtitled(tmp_path, ".mkv", "srt")
+    out = tmp_path / "out.avi"
     with caplog.at_level(logging.WARNING):
         Engine.from_checkpoint(tiny_checkpoint, steps=1).restore_video(src, out, progress=False)
     with av.open(str(out)) as c:
         assert [s.type for s in c.streams] == ["video", "audio"]
-    assert "the subtitle stream #2 (subrip) is not kept: a .mp4 file cannot hold it (a .mkv can)" in caplog.text
+    assert "the subtitle stream #2 (subrip) is not kept: a .avi file cannot hold it (a .mkv can)" in caplog.text
 
 
 def test_matroska_audio_running_past_the_video_is_not_truncation(tmp_path, tiny_checkpoint):

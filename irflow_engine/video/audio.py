@@ -21,7 +21,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from .muxers import UNTIMED_MUXERS, codec_name, muxer_takes
+from .muxers import UNTIMED_MUXERS, codec_name, copy_tags, muxer_takes
 
 log = logging.getLogger(__name__)
 
@@ -143,13 +143,7 @@ class AudioReencoder:
         out.layout = encoding.layout
         if encoding.bit_rate:
             out.bit_rate = encoding.bit_rate
-        for k, v in stream.metadata.items():   # language, title
-            out.metadata[k] = v
-        if stream.disposition:
-            try:
-                out.disposition = stream.disposition
-            except (AttributeError, TypeError, ValueError):
-                pass
+        copy_tags(stream, out)
         self.out = out
 
     def encode(self, packet) -> List:

@@ -9,7 +9,8 @@ increasing) and duration, the colour tags and HDR10 metadata (`hdr.py`). Quality
 codecs that have one (default `CRF_DEFAULTS`, near transparent), the input's bit rate for the
 others, lossless codecs untouched. Audio, subtitle and data packets are remuxed unchanged, and
 attachments copied, where the container holds them (`muxers.py`); audio it cannot hold is
-re-encoded (`audio.py`), anything else left out with a warning. The header is written first, so a
+re-encoded (`audio.py`), text subtitles converted (`subtitles.py`), anything else left out with a
+warning. The header is written first, so a
 container that refuses a stream says so before any work.
 """
 
@@ -35,7 +36,8 @@ from .formats import AV_TO_PIXFMT
 from .hdr import encoder_params
 from .layouts import layout_for
 from .muxers import (COVER_ART_MUXERS, DATA_MUXERS, NO_DATA_SUFFIXES, UNTIMED_MUXERS, codec_name,
-                     container_suffix, copy_attachment, muxer_takes)
+                     container_suffix, copy_attachment, copy_tags, muxer_takes)
+from .subtitles import SubtitleConverter, choose_text_codec
 
 log = logging.getLogger(__name__)
 
@@ -270,7 +272,7 @@ class VideoSink:
         re-encoded (`audio.py`), anything else it cannot hold left out with a warning."""
         c, src, suffix = self.container, self.info.path.name, self.path.suffix
         self.copies: Dict[int, object] = {}
-        self.reencoders: Dict[int, AudioReencoder] = {}
+        self.converted: Dict[int, object] = {}   # AudioReencoder, SubtitleConverter: encode(packet) -> packets
         for s in copied:
             if s.type == "attachment":
                 copy_attachment(c, s, src, suffix)
@@ -291,13 +293,18 @@ class VideoSink:
             offset = start_offset(c, s, self.info.start)
             if not muxer_takes(c, name) or offset:
                 encoding = choose_encoding(c, s) if s.type == "audio" else None
+                text_codec = choose_text_codec(c, s) if s.type == "subtitle" else None
                 if encoding is not None:
                     why = (f"a {suffix} file cannot hold {name} as it is ({self._other_outputs()} can)"
                            if not muxer_takes(c, name) else
                            f"a {suffix} file stores no start time for it, and it starts {offset:+.3f} s from the video")
                     log.warning("%s: the audio stream #%d is re-encoded (%s): %s", src, s.index,
                                 describe(s, encoding), why)
-                    self.reencoders[s.index] = AudioReencoder(c, s, encoding, self.info.start)
+                    self.converted[s.index] = AudioReencoder(c, s, encoding, self.info.start)
+                elif text_codec is not None:
+                    log.warning("%s: the subtitle stream #%d is converted from %s to %s: a %s file cannot hold %s "
+                                "(%s can)", src, s.index, name, text_codec, suffix, name, self._other_outputs())
+                    self.converted[s.index] = SubtitleConverter(c, s, text_codec)
                 else:
                     log.warning("%s: the %s stream #%d (%s) is not kept: a %s file cannot hold it (%s can)",
                                 src, s.type, s.index, name, suffix, self._other_outputs())
@@ -305,16 +312,11 @@ class VideoSink:
             out = c.add_stream_from_template(s)
             if s.type == "audio" and default_layout(s.codec_context.layout):
                 out.codec_context.layout = default_layout(s.codec_context.layout)   # MP4 needs a channel order
-            for k, v in s.metadata.items():
-                out.metadata[k] = v
-            if s.disposition:   # default/forced tracks, a cover picture (attached_pic)
-                try:
-                    out.disposition = s.disposition
-                except (AttributeError, TypeError, ValueError):   # a PyAV that cannot set it
-                    if is_cover_art(s):   # unmarked, its picture would play as a second video: no packets
-                        log.warning("%s: the cover picture (stream #%d) is not kept: this PyAV cannot mark a "
-                                    "stream as one", src, s.index)
-                        continue
+            if not copy_tags(s, out) and is_cover_art(s):
+                # Unmarked, its picture would play as a second video: no packets.
+                log.warning("%s: the cover picture (stream #%d) is not kept: this PyAV cannot mark a stream as "
+                            "one", src, s.index)
+                continue
             self.copies[s.index] = out
 
     def _other_suffixes(self) -> List[str]:
@@ -390,9 +392,9 @@ class VideoSink:
     def _mux_copies(self, packets: Sequence) -> None:
         c = self.container
         for packet in packets:
-            reencoder = self.reencoders.get(packet.stream.index)
-            if reencoder is not None:
-                for p in reencoder.encode(packet):
+            converter = self.converted.get(packet.stream.index)
+            if converter is not None:
+                for p in converter.encode(packet):
                     c.mux(p)
                 continue
             out = self.copies.get(packet.stream.index)
@@ -411,8 +413,8 @@ class VideoSink:
 
         for packet in self.stream.encode(None):
             self._mux_video(packet)
-        for reencoder in self.reencoders.values():
-            for packet in reencoder.encode(None):
+        for converter in self.converted.values():
+            for packet in converter.encode(None):
                 self.container.mux(packet)
         with ffmpeg_messages() as messages:
             try:

@@ -92,6 +92,19 @@ def codec_name(stream) -> str:
     return getattr(codec, "canonical_name", None) or stream.codec_context.name
 
 
+def copy_tags(stream, out) -> bool:
+    """Give the output stream `out` the input `stream`'s tags (language, title) and disposition (default,
+    forced, a cover picture); False if this PyAV cannot set a disposition."""
+    for k, v in stream.metadata.items():
+        out.metadata[k] = v
+    if stream.disposition:
+        try:
+            out.disposition = stream.disposition
+        except (AttributeError, TypeError, ValueError):
+            return False
+    return True
+
+
 def copy_attachment(container, stream, source: str, suffix: str) -> None:
     """Copy an attachment stream (a font; no packets, written with the header) into `container`
     where its format holds one, else say it is not kept."""

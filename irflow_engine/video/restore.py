@@ -79,8 +79,8 @@ def restore_video(engine, src, dst, **options) -> VideoReport:
 
     Keeps frame count, timestamps, rate, resolution, colour tags, bit depth, chroma resolution, the
     video stream's tags (start timecode included) and display rotation; copies audio and subtitle
-    streams unchanged where `dst`'s container holds them, else re-encodes the audio and leaves the
-    rest out (with a warning). An animated image (GIF, APNG, WebP, AVIF) is restored into a video too
+    streams unchanged where `dst`'s container holds them, else re-encodes the audio, converts text
+    subtitles and leaves the rest out (with a warning). An animated image (GIF, APNG, WebP, AVIF) is restored into a video too
     (`from_animation.py`). Options: `VideoOptions`.
     """
     from ..animation import ANIMATION_SUFFIXES, is_animation
