@@ -393,3 +393,35 @@ def test_frame_grid_encoders_keep_the_start_time(out_suffix, tmp_path, tiny_chec
     _, _, t_in, x_in = _audio(src)
     _, _, t_out, x_out = _audio(out)
     assert abs(_onset(t_out, x_out) - _onset(t_in, x_in)) < 2e-3
+
+
+@pytest.mark.parametrize("src_suffix, out_suffix", [(".mkv", ".mkv"), (".mp4", ".mp4"), (".mp4", ".mkv")])
+def test_title_and_chapters_are_kept(src_suffix, out_suffix, tmp_path, tiny_checkpoint, caplog):
+    """The file's title was dropped (set after the header was written) and its chapters never kept;
+    both are now, by `irflow restore` and by restore-batch's join of restored parts. An MP4's chapter
+    track (a text track its demuxer skips) is not reported as a dropped data stream."""
+    from irflow_engine.batch.segments import join_parts, split_at_keyframes
+
+    ffmpeg = pytest.importorskip("imageio_ffmpeg").get_ffmpeg_exe()
+    clip, meta, src = tmp_path / "clip.mkv", tmp_path / "meta.txt", tmp_path / f"in{src_suffix}"
+    _tone_clip(clip, "libx264", "aac")
+    meta.write_text(";FFMETADATA1\ntitle=Holiday\n[CHAPTER]\nTIMEBASE=1/1000\nSTART=0\nEND=200\ntitle=Intro\n"
+                    "[CHAPTER]\nTIMEBASE=1/1000\nSTART=200\nEND=400\ntitle=Beach\n")
+    subprocess.run([ffmpeg, "-v", "error", "-i", str(clip), "-i", str(meta), "-map", "0", "-map_metadata", "1",
+                    "-map_chapters", "1", "-c", "copy", str(src)], check=True)
+
+    def facts(path):
+        with av.open(str(path)) as c:
+            return c.metadata.get("title"), [(round(float(ch["start"] * ch["time_base"]), 3),
+                                              round(float(ch["end"] * ch["time_base"]), 3), ch["metadata"].get("title"))
+                                             for ch in c.chapters()]
+
+    assert facts(src) == ("Holiday", [(0.0, 0.2, "Intro"), (0.2, 0.4, "Beach")])
+    out = tmp_path / f"out{out_suffix}"
+    with caplog.at_level(logging.WARNING):
+        Engine.from_checkpoint(tiny_checkpoint, steps=1).restore_video(src, out, progress=False)
+    assert facts(out) == facts(src)
+    assert "not kept" not in caplog.text
+    parts = split_at_keyframes(src, tmp_path / "parts", 100.0)
+    join_parts(parts, src, tmp_path / f"joined{src_suffix}")
+    assert facts(tmp_path / f"joined{src_suffix}") == facts(src)

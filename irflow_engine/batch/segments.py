@@ -89,7 +89,8 @@ def _parts_packets(parts) -> Iterator:
 
 
 def join_parts(parts: List[Path], original, dst) -> int:
-    """Write `dst`: the restored parts' video, timed like `original`, plus its audio/subtitles.
+    """Write `dst`: the restored parts' video, timed like `original`, plus its audio/subtitles, tags and
+    chapters.
 
     Returns the number of video frames written. The file appears only when complete.
     """
@@ -124,6 +125,8 @@ def join_parts(parts: List[Path], original, dst) -> int:
                     copied = [s for s in copied if s.type != "attachment"]
                     for k, v in orig.metadata.items():
                         out.metadata[k] = v
+                    if orig.chapters():
+                        out.set_chapters(orig.chapters())
                     frames = _mux_all(out, vout, copies, _parts_packets(inputs),
                                       orig.demux(*copied) if copied else iter(()), pts, durations, tb)
                 finally:

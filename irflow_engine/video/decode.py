@@ -73,11 +73,25 @@ def is_timecode_track(stream) -> bool:
     return stream.type == "data" and bool(stream.metadata.get("timecode"))
 
 
+# AVDISCARD_ALL: a stream its demuxer itself skips (MP4's chapter text track; the chapters are
+# copied as chapters).
+DISCARD_ALL = 48
+
+
+def is_discarded(stream) -> bool:
+    """A stream the demuxer marks as not to be read (an MP4's chapter track)."""
+    try:
+        return int(getattr(stream, "discard", 0) or 0) >= DISCARD_ALL
+    except (TypeError, ValueError):
+        return False
+
+
 def is_copyable_data(stream) -> bool:
     """A data stream whose codec FFmpeg names (KLV metadata, timed ID3): copied where the output's
     muxer stores that codec (`muxers.muxer_takes`). Codec-less ones (GoPro's GPMF) cannot be muxed
     through PyAV; a timecode track is rewritten from the video's tag instead."""
-    return stream.type == "data" and not is_timecode_track(stream) and bool(getattr(stream, "name", None))
+    return (stream.type == "data" and not is_timecode_track(stream) and not is_discarded(stream)
+            and bool(getattr(stream, "name", None)))
 
 
 def tag_seconds(text: Optional[str]) -> Optional[float]:
@@ -187,7 +201,7 @@ class VideoSource:
                        if s.type in COPIED_TYPES or is_cover_art(s) or is_copyable_data(s)]
         skipped = [f"#{s.index} ({s.type})" for s in self.container.streams
                    if s is not self.stream and s.type not in COPIED_TYPES and s.type != "video"
-                   and not is_timecode_track(s) and not is_copyable_data(s)]
+                   and not is_timecode_track(s) and not is_copyable_data(s) and not is_discarded(s)]
         extra_video = [f"#{s.index}" for s in self.container.streams.video
                        if s is not self.stream and not is_cover_art(s)]
         if skipped or extra_video:

@@ -187,7 +187,7 @@ class VideoSink:
     """An output file being written: the restored video stream plus the copied streams."""
 
     def __init__(self, path, info: VideoInfo, opts: EncodeOptions, copied: Sequence,
-                 metadata: Optional[Mapping[str, str]] = None):
+                 metadata: Optional[Mapping[str, str]] = None, chapters: Sequence[dict] = ()):
         import av
 
         self.info, self.path = info, Path(path)
@@ -199,14 +199,13 @@ class VideoSink:
             raise VideoError(f"cannot tell a container format from the suffix of {Path(path).name!r}: "
                              "use one such as .mp4, .mkv or .mov") from None
         try:
-            self._setup(opts, copied)
-            for k, v in (metadata or {}).items():
-                self.container.metadata[k] = v
+            self._setup(opts, copied, metadata or {}, chapters)
         except BaseException:
             self.container.close()
             raise
 
-    def _setup(self, opts: EncodeOptions, copied: Sequence) -> None:
+    def _setup(self, opts: EncodeOptions, copied: Sequence, metadata: Mapping[str, str],
+               chapters: Sequence[dict]) -> None:
         import av
 
         info, c = self.info, self.container
@@ -261,6 +260,10 @@ class VideoSink:
         self._origin: Optional[int] = None     # the first frame's time, subtracted before encoding
         self._moved = 0                        # frames moved one tick later (a repeated time)
         self._add_copies(copied)
+        for k, v in metadata.items():   # the title, ...: written with the header, so before it
+            c.metadata[k] = v
+        if chapters:
+            c.set_chapters(list(chapters))
         with ffmpeg_messages() as messages:   # the header now, so a refused stream stops it before any work
             try:
                 c.start_encoding()

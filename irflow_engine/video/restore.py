@@ -94,7 +94,8 @@ def restore_video(engine, src, dst, **options) -> VideoReport:
     source = VideoSource(src)
     try:
         with atomic_path(dst, suffix=dst.suffix) as tmp:
-            sink = VideoSink(tmp, source.info, opts.encode, source.copied, dict(source.container.metadata))
+            sink = VideoSink(tmp, source.info, opts.encode, source.copied, dict(source.container.metadata),
+                             source.container.chapters())
             try:
                 report = _run(engine, source, sink, opts)
             except BaseException:
