@@ -425,3 +425,23 @@ def test_title_and_chapters_are_kept(src_suffix, out_suffix, tmp_path, tiny_chec
     parts = split_at_keyframes(src, tmp_path / "parts", 100.0)
     join_parts(parts, src, tmp_path / f"joined{src_suffix}")
     assert facts(tmp_path / f"joined{src_suffix}") == facts(src)
+
+
+@pytest.mark.parametrize("out_suffix", [".mov", ".mp4"])
+def test_phone_metadata_keys_are_kept(out_suffix, tmp_path, tiny_checkpoint):
+    """An iPhone's MOV keeps its camera and place as QuickTime "mdta" keys (com.apple.quicktime.*),
+    which FFmpeg writes only when asked (movflags use_metadata_tags): they were dropped."""
+    ffmpeg = pytest.importorskip("imageio_ffmpeg").get_ffmpeg_exe()
+    clip, src = tmp_path / "clip.mkv", tmp_path / "in.mov"
+    _tone_clip(clip, "libx264", "aac")
+    keys = {"com.apple.quicktime.make": "Apple", "com.apple.quicktime.model": "iPhone 15",
+            "com.apple.quicktime.location.ISO6709": "+37.7749-122.4194+010.000/"}
+    flags = [x for k, v in keys.items() for x in ("-metadata", f"{k}={v}")]
+    subprocess.run([ffmpeg, "-v", "error", "-i", str(clip), "-c", "copy", *flags, "-metadata",
+                    "creation_time=2025-06-01T10:20:30Z", "-movflags", "use_metadata_tags", str(src)], check=True)
+    out = tmp_path / f"out{out_suffix}"
+    Engine.from_checkpoint(tiny_checkpoint, steps=1).restore_video(src, out, progress=False)
+    with av.open(str(src)) as a, av.open(str(out)) as b:
+        assert {k: a.metadata.get(k) for k in keys} == keys
+        assert {k: b.metadata.get(k) for k in keys} == keys
+        assert b.metadata["creation_time"].startswith("2025-06-01T10:20:30")
