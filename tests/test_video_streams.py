@@ -445,3 +445,18 @@ def test_phone_metadata_keys_are_kept(out_suffix, tmp_path, tiny_checkpoint):
         assert {k: a.metadata.get(k) for k in keys} == keys
         assert {k: b.metadata.get(k) for k in keys} == keys
         assert b.metadata["creation_time"].startswith("2025-06-01T10:20:30")
+
+
+def test_phone_metadata_keys_survive_restore_batch_join(tmp_path):
+    """restore-batch's split-and-join path writes the same keys."""
+    from irflow_engine.batch.segments import join_parts, split_at_keyframes
+
+    ffmpeg = pytest.importorskip("imageio_ffmpeg").get_ffmpeg_exe()
+    clip, src = tmp_path / "clip.mkv", tmp_path / "in.mov"
+    _tone_clip(clip, "libx264", "aac")
+    subprocess.run([ffmpeg, "-v", "error", "-i", str(clip), "-c", "copy", "-metadata", "com.apple.quicktime.make=Apple",
+                    "-movflags", "use_metadata_tags", str(src)], check=True)
+    parts = split_at_keyframes(src, tmp_path / "parts", 100.0)
+    join_parts(parts, src, tmp_path / "joined.mov")
+    with av.open(str(tmp_path / "joined.mov")) as c:
+        assert c.metadata.get("com.apple.quicktime.make") == "Apple"

@@ -20,8 +20,8 @@ from typing import Iterator, List, Tuple
 
 from ..atomic import atomic_path
 from ..video.decode import COPIED_TYPES, VideoSource, is_cover_art, kept_tags, main_video, open_input
-from ..video.encode import copy_attachment
 from ..video.errors import VideoError
+from ..video.muxers import copy_attachment, muxer_options
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def join_parts(parts: List[Path], original, dst) -> int:
         inputs = [open_input(p) for p in parts]
         try:
             with atomic_path(dst, suffix=dst.suffix) as tmp:
-                out = av.open(tmp, mode="w")
+                out = av.open(tmp, mode="w", options=muxer_options(dst.suffix, dict(orig.metadata)))
                 try:
                     vout = out.add_stream_from_template(inputs[0].streams.video[0])
                     vout.time_base = tb

@@ -36,7 +36,8 @@ from .formats import AV_TO_PIXFMT
 from .hdr import encoder_params
 from .layouts import layout_for
 from .muxers import (COVER_ART_MUXERS, DATA_MUXERS, NO_DATA_SUFFIXES, UNTIMED_MUXERS, codec_name,
-                     container_suffix, copy_attachment, copy_tags, muxer_takes)
+                     container_suffix, copy_attachment, copy_tags, muxer_options,
+                     muxer_takes)
 from .subtitles import SubtitleConverter, choose_text_codec
 
 log = logging.getLogger(__name__)
@@ -46,8 +47,6 @@ PRESET_CODECS = ("libx264", "libx265", "libsvtav1")
 LOSSLESS_CODECS = ("ffv1", "rawvideo", "png", "utvideo", "huffyuv", "ffvhuff", "qtrle")
 # Options that keep encoders quiet on stderr (x265 prints through its own logger, not FFmpeg's).
 QUIET_OPTIONS = {"libx265": {"x265-params": "log-level=error"}}
-# Outputs (QuickTime family) that store reverse-DNS metadata keys as "mdta" keys when asked to.
-MDTA_SUFFIXES = (".mov", ".mp4", ".m4v")
 # Frames the sink holds to sort their times (`VideoSink.write`): covers B-frame reordering up to this
 # depth (x264's default B-pyramid reorders by 2; MPEG-4 ASP by 1).
 REORDER_DEPTH = 4
@@ -194,13 +193,9 @@ class VideoSink:
 
         self.info, self.path = info, Path(path)
         self.frame_duration = hasattr(av.VideoFrame, "duration")  # PyAV >= 14.1
-        options = {}
-        if self.path.suffix.lower() in MDTA_SUFFIXES and any("." in k for k in (metadata or {})):
-            # A phone's keys (com.apple.quicktime.make, com.android.capture.fps) are written only so.
-            options["movflags"] = "use_metadata_tags"
         try:
             # The container format follows the file name's suffix.
-            self.container = av.open(str(path), mode="w", options=options)
+            self.container = av.open(str(path), mode="w", options=muxer_options(self.path.suffix, metadata or {}))
         except ValueError:
             raise VideoError(f"cannot tell a container format from the suffix of {Path(path).name!r}: "
                              "use one such as .mp4, .mkv or .mov") from None

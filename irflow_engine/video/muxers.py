@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import logging
 from pathlib import Path
+from typing import Dict, Mapping
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,8 @@ CHECKING_MUXERS = ("mxf",)
 # from its start. The sink starts the video at 0 and aligns the audio to it (`audio.py`). (FFmpeg reads
 # H.264 and MPEG-2 in AVI one frame late, B-frames or not, as it reads an input AVI of them.)
 UNTIMED_MUXERS = ("avi",)
+# Outputs (QuickTime family) that store reverse-DNS metadata keys as "mdta" keys when asked to.
+MDTA_SUFFIXES = (".mov", ".mp4", ".m4v")
 # Muxers that store a cover picture (an attached_pic stream; tried 2026-11-27: mov drops it, Matroska
 # keeps covers as attachments).
 COVER_ART_MUXERS = ("mp4", "ipod")
@@ -54,6 +57,14 @@ COVER_ART_MUXERS = ("mp4", "ipod")
 DATA_MUXERS = ("mpegts",)
 NO_DATA_SUFFIXES = (".m2ts",)
 ATTACHMENT_MUXERS = ("matroska",)   # fonts and images attached to the file
+
+
+def muxer_options(suffix: str, metadata: Mapping[str, str]) -> Dict[str, str]:
+    """Options for the muxer of a `suffix` file that will hold `metadata`: a phone's reverse-DNS keys
+    (com.apple.quicktime.make, com.android.capture.fps) are written by MOV/MP4 only when asked."""
+    if suffix.lower() in MDTA_SUFFIXES and any("." in k for k in metadata):
+        return {"movflags": "use_metadata_tags"}
+    return {}
 
 
 def container_suffix(container) -> str:
