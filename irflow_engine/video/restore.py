@@ -80,8 +80,9 @@ def restore_video(engine, src, dst, **options) -> VideoReport:
     Keeps frame count, timestamps, rate, resolution, colour tags, bit depth, chroma resolution, the
     video stream's tags (start timecode included) and display rotation; copies audio and subtitle
     streams unchanged where `dst`'s container holds them, else re-encodes the audio, converts text
-    subtitles and leaves the rest out (with a warning). An animated image (GIF, APNG, WebP, AVIF) is restored into a video too
-    (`from_animation.py`). Options: `VideoOptions`.
+    subtitles and leaves the rest out (with a warning). An animated image (GIF, APNG, WebP, AVIF) is
+    restored into a video too (`from_animation.py`), and a video into an animated image
+    (`to_animation.py`). Options: `VideoOptions`.
     """
     from ..animation import ANIMATION_SUFFIXES, is_animation
 
@@ -90,6 +91,10 @@ def restore_video(engine, src, dst, **options) -> VideoReport:
         from .from_animation import restore_animation_video
 
         return restore_animation_video(engine, src, dst, **options)
+    if Path(dst).suffix.lower() in ANIMATION_SUFFIXES:
+        from .to_animation import restore_video_to_animation
+
+        return restore_video_to_animation(engine, src, dst, **options)
     src, dst = check_paths(src, dst, opts.overwrite)
     source = VideoSource(src)
     try:
