@@ -67,13 +67,16 @@ def build_parser() -> argparse.ArgumentParser:
         "restore", help="restore an image, a folder of images, a video, or raw frames from stdin",
         description="Restore one image (PNG/JPEG/TIFF/BMP/WebP/GIF/AVIF; every frame of an animated PNG, WebP, GIF or AVIF "
                     "written as one of those), every image in a folder, a video file "
-                    "(audio/subtitles copied, or audio re-encoded where the output's container cannot hold it; "
+                    "(audio/subtitles copied, or converted where the output's container cannot hold them; "
                     "frame timing, colour tags and bit depth kept), or raw frames "
-                    "piped through stdin/stdout ('-'). A folder's results keep their file names in the output "
+                    "piped through stdin/stdout ('-'). The output's suffix decides its format: an animated image "
+                    "written as a video (.mp4, .webm, ...) becomes one, and a video written as .gif/.png/.webp/"
+                    ".avif an animated image. A folder's results keep their file names in the output "
                     "folder. Outputs are written to a temporary file and renamed, so a failure never leaves a "
                     "partial file.",
         epilog="examples: irflow restore rainy.png -o clean.png --model irflow-unet32-d3 --steps 3; "
                "irflow restore in.mp4 -o out.mp4 --model irflow-denoise-s --steps 1; "
+               "irflow restore clip.mp4 -o clip.gif --model irflow-denoise-s; "
                "ffmpeg -i in.mp4 -f rawvideo -pix_fmt yuv420p - | irflow restore - -o - --raw-size 1280x720 "
                "--pix-fmt yuv420p --model irflow-denoise-s | ffmpeg -f rawvideo -pix_fmt yuv420p -s 1280x720 -i - out.mp4")
     r.add_argument("input", help="an image file, a folder of images, a video file, or '-' for raw frames on stdin")
