@@ -5,7 +5,8 @@ output container cannot hold the input's audio codec (FLAC or Opus into .mov, Op
 into .webm, PCM into .ts), the stream is decoded and re-encoded with the container's usual codec
 (AAC for MP4/MOV, Opus for WebM, MP2 for MPEG-TS/PS), at `BIT_RATE_PER_CHANNEL` (lossy codecs), and
 a warning names the output that would keep it unchanged. Timestamps follow the decoded frames, so
-the sound stays in sync, start offset included.
+the sound stays in sync, start offset included. PCM without a channel order (an AVI's, a WAV's) is
+copied with the default order for its channel count (`default_layout`), which MP4 requires.
 
 AVI stores no start time or encoder delay for audio (`muxers.UNTIMED_MUXERS`): its sound plays
 from the video's first frame, sample by sample. Audio for an AVI is re-encoded as PCM (no delay), and
@@ -89,10 +90,11 @@ def _opens(codec, rate: int, layout: str, bit_rate: Optional[int]) -> bool:
     import av
 
     ctx = av.CodecContext.create(codec.name, "w")
-    ctx.sample_rate, ctx.layout, ctx.format = rate, layout, codec.audio_formats[0] if codec.audio_formats else "s16"
-    if bit_rate:
-        ctx.bit_rate = bit_rate
     try:
+        ctx.sample_rate, ctx.layout = rate, layout
+        ctx.format = codec.audio_formats[0] if codec.audio_formats else "s16"
+        if bit_rate:
+            ctx.bit_rate = bit_rate
         ctx.open()
         return True
     except (av.FFmpegError, ValueError):
@@ -105,15 +107,17 @@ def choose_encoding(container, stream) -> Optional[AudioEncoding]:
     cc = stream.codec_context
     layout = default_layout(cc.layout) or cc.layout.name
     untimed = UNTIMED_AUDIO_CODEC if container.format.name in UNTIMED_MUXERS else None
-    tried = dict.fromkeys((untimed, container.default_audio_codec)
-                          + FALLBACK_CODECS)
+    tried = dict.fromkeys((untimed, container.default_audio_codec) + FALLBACK_CODECS)
     for name in tried:
         codec = _encoder(name) if name else None
         if codec is None or not muxer_takes(container, codec.canonical_name):
             continue
         rate = _rate(codec, cc.sample_rate)
         for out_layout in dict.fromkeys((layout, "stereo")):
-            bit_rate = _bit_rate(codec.canonical_name, out_layout)
+            try:
+                bit_rate = _bit_rate(codec.canonical_name, out_layout)
+            except ValueError:   # a layout FFmpeg cannot name again
+                continue
             if _opens(codec, rate, out_layout, bit_rate):
                 return AudioEncoding(codec.name, codec.canonical_name, rate, out_layout, bit_rate)
     return None
@@ -133,7 +137,7 @@ class AudioReencoder:
     """Decodes one input audio stream's packets and encodes them into `out`, an output stream.
 
     `video_start`: the input video's start time (s). In an `UNTIMED_MUXERS` output, audio that
-    starts later than the video is led by that much silence."""
+    starts later than the video is led by that much silence, and audio before it is cut."""
 
     def __init__(self, container, stream, encoding: AudioEncoding, video_start: float = 0.0):
         self.decoder, self.index, self.damaged = stream.codec_context, stream.index, 0

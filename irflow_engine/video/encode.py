@@ -273,7 +273,8 @@ class VideoSink:
 
     def _add_copies(self, copied: Sequence) -> None:
         """Add the input's other streams: copied where the container holds them, audio it cannot hold
-        re-encoded (`audio.py`), anything else it cannot hold left out with a warning."""
+        (or, in an AVI, that does not start with the video) re-encoded (`audio.py`), text subtitles it
+        cannot hold converted (`subtitles.py`), anything else it cannot hold left out with a warning."""
         c, src, suffix = self.container, self.info.path.name, self.path.suffix
         self.copies: Dict[int, object] = {}
         self.converted: Dict[int, object] = {}   # AudioReencoder, SubtitleConverter: encode(packet) -> packets
@@ -336,8 +337,9 @@ class VideoSink:
         if len(lines) > 3:   # a bitstream filter lists every codec it takes, one per message
             lines = lines[:3] + [f"... {len(lines) - 3} more lines"]
         why = "; ".join(lines) or error.strerror or str(error)
-        return VideoError(f"a {self.path.suffix} file cannot hold this video's streams ({why}); write "
-                          f"{' or '.join(self._other_suffixes()) or 'another container'} instead (--codec chooses the video's encoder)")
+        instead = " or ".join(self._other_suffixes()) or "another container"
+        return VideoError(f"a {self.path.suffix} file cannot hold this video's streams ({why}); write {instead} "
+                          "instead (--codec chooses the video's encoder)")
 
     def write(self, raw: Optional[torch.Tensor], pts: List[int], durations: List[int], packets: Sequence) -> None:
         """Encode the frames in `raw` (host, the layout's format; None: no frames) and mux them, then `packets`.
@@ -384,12 +386,13 @@ class VideoSink:
         if self._origin and not self._to_zero:
             tb = self.stream.time_base
             shift = round(self._origin * self.info.time_base / tb)
+            ptb = packet.time_base or self.stream.codec_context.time_base
             for name in ("pts", "dts"):
                 value = getattr(packet, name)
                 if value is not None:
-                    setattr(packet, name, round(value * packet.time_base / tb) + shift)
+                    setattr(packet, name, round(value * ptb / tb) + shift)
             if packet.duration:
-                packet.duration = round(packet.duration * packet.time_base / tb)
+                packet.duration = round(packet.duration * ptb / tb)
             packet.time_base = tb
         self.container.mux(packet)
 
