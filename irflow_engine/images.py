@@ -25,6 +25,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".g
 ICC_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".avif")   # formats Pillow embeds a profile in
 ALPHA_SUFFIXES = (".png", ".tif", ".tiff", ".webp", ".gif", ".avif")          # formats written with alpha
 LOSSY_SUFFIXES = (".jpg", ".jpeg", ".webp", ".avif")                          # written at `quality`
+GREY_ALPHA_SUFFIXES = (".png", ".tif", ".tiff")                                # formats with grey + alpha
 EXIF_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".avif")  # formats written with EXIF
 XMP_SUFFIXES = (".jpg", ".jpeg", ".webp", ".avif")                           # and with XMP (Pillow writes it)
 DPI_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")             # and with a resolution (dpi)
@@ -60,6 +61,7 @@ class ImageFile:
     xmp: Optional[bytes] = None            # the XMP packet (rating, keywords, edits), orientation removed
     dpi: Optional[Tuple[float, float]] = None   # print resolution (a scan's 600 dpi), if the file states one
     text: Dict[str, str] = field(default_factory=dict)   # a PNG's text chunks (a generator's "parameters")
+    grey: bool = False                     # a grey (or black-and-white) 8-bit image: written back grey
 
     @property
     def pixels(self) -> np.ndarray:
@@ -74,7 +76,8 @@ class ImageFile:
     @property
     def metadata(self) -> dict:
         """What `write_image` writes again besides the pixels: `write_image(path, rgb, alpha, **metadata)`."""
-        return dict(icc_profile=self.icc_profile, exif=self.exif, xmp=self.xmp, dpi=self.dpi, text=self.text)
+        return dict(icc_profile=self.icc_profile, exif=self.exif, xmp=self.xmp, dpi=self.dpi, text=self.text,
+                    grey=self.grey)
 
 
 def to_uint8(codes16: np.ndarray) -> np.ndarray:
@@ -82,10 +85,10 @@ def to_uint8(codes16: np.ndarray) -> np.ndarray:
     return ((codes16.astype(np.uint32) + 128) // 257).astype(np.uint8)
 
 
-def rgb_icc_profile(profile: Optional[bytes]) -> Optional[bytes]:
-    """`profile` if it is an ICC profile of an RGB colour space (header bytes 16–19 are 'RGB '),
-    else None: a grey or CMYK profile would mislabel the RGB pixels written."""
-    if not profile or len(profile) < 128 or profile[16:20] != b"RGB ":
+def rgb_icc_profile(profile: Optional[bytes], space: bytes = b"RGB ") -> Optional[bytes]:
+    """`profile` if it is an ICC profile of an RGB colour space (header bytes 16–19 are 'RGB '; or of
+    `space`, b"GRAY" for a grey image), else None: a grey or CMYK profile would mislabel RGB pixels."""
+    if not profile or len(profile) < 128 or profile[16:20] != space:
         return None
     return bytes(profile)
 
@@ -93,7 +96,8 @@ def rgb_icc_profile(profile: Optional[bytes]) -> Optional[bytes]:
 def load_image(path) -> ImageFile:
     """Read an image file: RGB pixels (upright by its EXIF orientation), alpha, RGB ICC profile.
 
-    Grey and palette images are expanded to RGB. 16-bit PNG and TIFF files also give their 16-bit
+    Grey and palette images are expanded to RGB (a grey one is marked `grey`, to be written grey, with
+    its grey profile). 16-bit PNG and TIFF files also give their 16-bit
     samples (`rgb16`, `alpha16`; `irflow_engine.images16`); other 16-bit images are scaled to 8 bits.
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
@@ -121,7 +125,7 @@ def load_image(path) -> ImageFile:
                 arr = np.asarray(im, dtype=np.float64)
                 peak = 65535.0 if im.mode.startswith("I;16") or arr.max() > 255 else 255.0
                 grey = np.clip(np.round(arr / peak * 255.0), 0, 255).astype(np.uint8)
-                return ImageFile(np.repeat(grey[..., None], 3, axis=2))
+                return ImageFile(np.repeat(grey[..., None], 3, axis=2), grey=True)
             alpha = None
             if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
                 rgba = np.asarray(im.convert("RGBA"))
@@ -130,8 +134,11 @@ def load_image(path) -> ImageFile:
             else:
                 rgb = np.asarray(im.convert("RGB"))
             text = {k: v for k, v in im.info.items() if isinstance(v, str)} if is_png else {}
+            grey = im.mode in ("L", "LA", "1")
+            if grey:   # its own grey profile, written with the grey pixels
+                icc = rgb_icc_profile(im.info.get("icc_profile"), b"GRAY")
             return ImageFile(np.ascontiguousarray(rgb), alpha, icc, exif=exif, xmp=xmp, dpi=_dpi(im.info),
-                             text=text)
+                             text=text, grey=grey)
     except FileNotFoundError:
         raise ImageFileError(f"{path}: no such file") from None
     except ImageFileError:
@@ -177,10 +184,11 @@ def read_image(path) -> Tuple[np.ndarray, Optional[np.ndarray]]:
 def write_image(path, rgb: np.ndarray, alpha: Optional[np.ndarray] = None, quality: int = 95,
                 icc_profile: Optional[bytes] = None, exif: Optional[bytes] = None,
                 xmp: Optional[bytes] = None, dpi: Optional[Tuple[float, float]] = None,
-                text: Optional[Dict[str, str]] = None) -> None:
+                text: Optional[Dict[str, str]] = None, grey: bool = False) -> None:
     """Write uint8 (or uint16) H×W×3, plus optional alpha, ICC profile, EXIF block, XMP packet (JPEG,
     WebP, AVIF; a PNG holds it as a text chunk), resolution (PNG, JPEG, TIFF, BMP) and PNG text
-    chunks, to `path`, atomically (temp file, then rename). uint16 pixels make a 16-bit PNG or TIFF (other formats get them rounded to 8 bits;
+    chunks, to `path`, atomically (temp file, then rename). `grey`: write 8 bits of luma (an input that
+    was grey stays grey; with alpha, where the format has grey + alpha: PNG, TIFF) and a grey profile. uint16 pixels make a 16-bit PNG or TIFF (other formats get them rounded to 8 bits;
     16-bit files get no EXIF, XMP, resolution or text). BMP stores neither alpha nor a profile; GIF is
     quantised to 256 colours, its alpha to one transparent colour, and stores no profile or EXIF."""
     from PIL import Image
@@ -197,12 +205,16 @@ def write_image(path, rgb: np.ndarray, alpha: Optional[np.ndarray] = None, quali
             return
         rgb, alpha = to_uint8(rgb), None if alpha is None else to_uint8(alpha)
     im = Image.fromarray(rgb, "RGB")
-    if alpha is not None and path.suffix.lower() in ALPHA_SUFFIXES:
+    with_alpha = alpha is not None and path.suffix.lower() in ALPHA_SUFFIXES
+    if grey and (not with_alpha or path.suffix.lower() in GREY_ALPHA_SUFFIXES):
+        im = im.convert("L")
+    if with_alpha:
         im.putalpha(Image.fromarray(alpha, "L"))
     fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}.get(
         path.suffix.lower(), path.suffix[1:].upper())
     options = {"quality": quality} if path.suffix.lower() in LOSSY_SUFFIXES else {}
-    if icc_profile and path.suffix.lower() in ICC_SUFFIXES:
+    if icc_profile and path.suffix.lower() in ICC_SUFFIXES and rgb_icc_profile(
+            icc_profile, b"GRAY" if im.mode in ("L", "LA") else b"RGB "):   # a profile of the pixels' kind
         options["icc_profile"] = icc_profile
     if exif and path.suffix.lower() in EXIF_SUFFIXES:
         options["exif"] = exif

@@ -234,3 +234,38 @@ def test_demo_command(tmp_path, tiny_checkpoint, capsys):
     noisy, _ = read_image(tmp_path / "d" / "noisy.png")
     side, _ = read_image(tmp_path / "d" / "side_by_side.png")
     assert side.shape[1] == 3 * noisy.shape[1] + 16 and side.shape[0] == noisy.shape[0]
+
+
+@pytest.mark.parametrize("src_suffix, dst_suffix, with_alpha, mode", [
+    (".png", ".png", False, "L"), (".jpg", ".jpg", False, "L"), (".png", ".tif", True, "LA"),
+    (".png", ".webp", True, "RGBA"),   # WebP has no grey + alpha: colour, without the grey profile
+])
+def test_grey_image_stays_grey(src_suffix, dst_suffix, with_alpha, mode, tmp_path, tiny_checkpoint):
+    """A grey scan was written back as RGB (three times the bytes, and any tint of the model); it is
+    written grey (the luma of the restoration), with its alpha and its grey ICC profile."""
+    from PIL import Image
+
+    rng = np.random.default_rng(4)
+    grey = rng.integers(0, 256, size=(19, 23), dtype=np.uint8)
+    alpha = rng.integers(0, 256, size=(19, 23), dtype=np.uint8)
+    profile = bytearray(_srgb_profile())
+    profile[16:20] = b"GRAY"                      # a grey profile's header (passed through as bytes)
+    im = Image.fromarray(grey, "L")
+    if with_alpha:
+        im.putalpha(Image.fromarray(alpha, "L"))
+    src = tmp_path / f"in{src_suffix}"
+    im.save(src, icc_profile=bytes(profile), **({"quality": 100} if src_suffix == ".jpg" else {}))
+    out = tmp_path / f"out{dst_suffix}"
+    assert main(["restore", str(src), "-o", str(out), "--model", str(tiny_checkpoint), "--steps", "1"]) == 0
+    with Image.open(src) as a, Image.open(out) as b:
+        assert b.mode == mode
+        assert (b.info.get("icc_profile") == bytes(profile)) == mode.startswith("L")
+        decoded = np.asarray(a.convert("RGB"))
+        got = np.asarray(b.convert("L"), dtype=np.float64)
+        got_alpha = np.asarray(b)[..., -1] if with_alpha else None
+    restored = Engine.from_checkpoint(tiny_checkpoint, steps=1).restore(decoded)
+    expected = np.asarray(Image.fromarray(restored, "RGB").convert("L"), dtype=np.float64)
+    worst = 0 if dst_suffix in (".png", ".tif") else 8   # lossy JPEG/WebP on noise: ~5
+    assert np.abs(got - expected).mean() <= worst
+    if with_alpha:
+        np.testing.assert_array_equal(got_alpha, alpha)
