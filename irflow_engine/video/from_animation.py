@@ -80,7 +80,9 @@ def restore_animation_video(engine, src, dst, **options):
     if animation.alphas is not None:
         log.warning("%s: the alpha channel is not kept: a video holds none (write .png, .webp, .gif or .avif "
                     "to keep it)", src.name)
-    with tempfile.TemporaryDirectory(prefix="irflow-animation-") as folder:
+    # Beside the output (where its bytes are expected), hidden: not a small /tmp.
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".irflow-animation-", dir=dst.parent) as folder:
         clip = Path(folder) / f"{src.stem}.nut"
         write_raw_clip(clip, animation)
         codec = options.pop("codec", None) or usual_video_encoder(Path(folder), dst.suffix)
