@@ -98,14 +98,14 @@ def test_muxer_takes_what_reads_back(fmt):
 
 
 def _tone_clip(path, video_codec, audio_codec, frames=10, start=0.0, burst=(0.25, 0.35), layout="mono", end=None,
-               first_frame=0):
-    """Frames `first_frame`.. at 25 fps (random pixels) and an audio track from `start` s to `end` s
-    (default: the video's end): silence with a 440 Hz burst (amplitude 0.5) over `burst`."""
+               first_frame=0, rate=RATE):
+    """Frames `first_frame`.. at 25 fps (random pixels) and an audio track (`rate` Hz) from `start` s to
+    `end` s (default: the video's end): silence with a 440 Hz burst (amplitude 0.5) over `burst`."""
     rng = np.random.default_rng(3)
     with av.open(str(path), "w") as c:
         v = c.add_stream(video_codec, rate=25)
         v.height, v.width, v.pix_fmt = 32, 48, "yuv420p"
-        a = c.add_stream(audio_codec, rate=RATE)
+        a = c.add_stream(audio_codec, rate=rate)
         a.layout = layout
         for i in range(frames):
             f = av.VideoFrame.from_ndarray(rng.integers(0, 256, (32, 48, 3), dtype=np.uint8), format="rgb24")
@@ -113,15 +113,15 @@ def _tone_clip(path, video_codec, audio_codec, frames=10, start=0.0, burst=(0.25
             f.pts = first_frame + i
             c.mux(v.encode(f))
         c.mux(v.encode(None))
-        first, n = int(start * RATE), int((end or (first_frame + frames) / 25) * RATE)
-        t = np.arange(first, n) / RATE
+        first, n = int(start * rate), int((end or (first_frame + frames) / 25) * rate)
+        t = np.arange(first, n) / rate
         wave = np.where((t >= burst[0]) & (t < burst[1]), 0.5 * np.sin(2 * np.pi * 440 * t), 0.0).astype(np.float32)
         channels = av.AudioLayout(layout).nb_channels
         size = 1024
         for k in range(0, len(wave), size):
             chunk = np.repeat(wave[None, k:k + size], channels, axis=0)
             af = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format="fltp", layout=layout)
-            af.sample_rate, af.pts, af.time_base = RATE, first + k, Fraction(1, RATE)
+            af.sample_rate, af.pts, af.time_base = rate, first + k, Fraction(1, rate)
             c.mux(a.encode(af))
         c.mux(a.encode(None))
 
@@ -329,13 +329,28 @@ def test_matroska_audio_running_past_the_video_is_not_truncation(tmp_path, tiny_
 
 
 def test_a_container_that_refuses_a_stream_says_what_to_write(tmp_path, tiny_checkpoint):
-    """MXF's header refuses AAC: an error naming the container, FFmpeg's reason and what to write
+    """MXF's header refuses VP9 video: an error naming the container, FFmpeg's reason and what to write
     instead, before any work; nothing is left."""
-    src = tmp_path / "in.mkv"
-    _tone_clip(src, "libx264", "aac")
-    with pytest.raises(VideoError, match=r"a \.mxf file cannot hold this video's streams .*aac.*write \.mkv"):
+    src = tmp_path / "in.webm"
+    _tone_clip(src, "libvpx-vp9", "libopus")
+    with pytest.raises(VideoError, match=r"a \.mxf file cannot hold this video's streams .*write \.webm or \.mkv"):
         Engine.from_checkpoint(tiny_checkpoint, steps=1).restore_video(src, tmp_path / "out.mxf", progress=False)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mkv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.webm"]
+
+
+def test_mxf_gets_pcm_at_48_khz(tmp_path, tiny_checkpoint, caplog):
+    """MXF holds 16/24-bit PCM at 48 kHz only; AAC at 44.1 kHz was refused. It is re-encoded as PCM,
+    resampled, in sync, and the warning says so."""
+    src, out = tmp_path / "in.mkv", tmp_path / "out.mxf"
+    _tone_clip(src, "libx264", "aac", rate=44100)
+    with caplog.at_level(logging.WARNING):
+        Engine.from_checkpoint(tiny_checkpoint, steps=1).restore_video(src, out, progress=False)
+    assert "(aac -> pcm_s16le (PCM, resampled to 48000 Hz))" in caplog.text
+    with av.open(str(out)) as c:
+        assert c.streams.audio[0].codec_context.sample_rate == 48000
+    _, _, t_in, x_in = _audio(src)
+    codec, _, t_out, x_out = _audio(out)
+    assert codec == "pcm_s16le" and abs(_onset(t_out, x_out) - _onset(t_in, x_in)) < 0.005
 
 
 def test_a_damaged_audio_packet_is_skipped_when_reencoding(tmp_path, caplog):

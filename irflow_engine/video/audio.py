@@ -22,7 +22,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from .muxers import UNTIMED_MUXERS, codec_name, copy_tags, muxer_takes
+from .muxers import UNTIMED_MUXERS, audio_fits, audio_rates, codec_name, copy_tags, muxer_takes
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +77,9 @@ def _encoder(name: str):
     return None if codec.type != "audio" or codec.experimental else codec
 
 
-def _rate(codec, rate: int) -> int:
-    rates = codec.audio_rates
+def _rate(codec, rate: int, allowed=None) -> int:
+    """`rate`, or the nearest higher one that the encoder (and the container: `allowed`) takes."""
+    rates = [r for r in (codec.audio_rates or allowed or ()) if allowed is None or r in allowed]
     if not rates or rate in rates:
         return rate
     higher = [r for r in rates if r >= rate]
@@ -110,9 +111,10 @@ def choose_encoding(container, stream) -> Optional[AudioEncoding]:
     tried = dict.fromkeys((untimed, container.default_audio_codec) + FALLBACK_CODECS)
     for name in tried:
         codec = _encoder(name) if name else None
-        if codec is None or not muxer_takes(container, codec.canonical_name):
+        if codec is None or not muxer_takes(container, codec.canonical_name) \
+                or not audio_fits(container, codec.canonical_name):
             continue
-        rate = _rate(codec, cc.sample_rate)
+        rate = _rate(codec, cc.sample_rate, audio_rates(container))
         for out_layout in dict.fromkeys((layout, "stereo")):
             try:
                 bit_rate = _bit_rate(codec.canonical_name, out_layout)
@@ -202,8 +204,12 @@ class AudioReencoder:
 
 
 def describe(stream, encoding: AudioEncoding) -> str:
-    """'pcm_s16le -> aac (192 kb/s)' for a warning."""
-    rate = f"{encoding.bit_rate // 1000} kb/s" if encoding.bit_rate else "lossless"
-    extra = "" if encoding.layout == (default_layout(stream.codec_context.layout) or stream.codec_context.layout.name) \
-        else f", downmixed to {encoding.layout}"
-    return f"{codec_name(stream)} -> {encoding.codec} ({rate}{extra})"
+    """'pcm_s16le -> aac (192 kb/s)' for a warning, with a resampling or downmix."""
+    cc = stream.codec_context
+    kind = "PCM" if encoding.codec.startswith("pcm_") else "lossless"
+    parts = [f"{encoding.bit_rate // 1000} kb/s" if encoding.bit_rate else kind]
+    if encoding.rate != cc.sample_rate:
+        parts.append(f"resampled to {encoding.rate} Hz")
+    if encoding.layout != (default_layout(cc.layout) or cc.layout.name):
+        parts.append(f"downmixed to {encoding.layout}")
+    return f"{codec_name(stream)} -> {encoding.codec} ({', '.join(parts)})"

@@ -35,9 +35,8 @@ from .errors import UnsupportedPixelFormatError, VideoError
 from .formats import AV_TO_PIXFMT
 from .hdr import encoder_params
 from .layouts import layout_for
-from .muxers import (COVER_ART_MUXERS, DATA_MUXERS, NO_DATA_SUFFIXES, UNTIMED_MUXERS, codec_name,
-                     container_suffix, copy_attachment, copy_tags, muxer_options,
-                     muxer_takes)
+from .muxers import (COVER_ART_MUXERS, DATA_MUXERS, NO_DATA_SUFFIXES, UNTIMED_MUXERS, audio_fits, codec_name,
+                     container_suffix, copy_attachment, copy_tags, muxer_options, muxer_takes)
 from .subtitles import SubtitleConverter, choose_text_codec
 
 log = logging.getLogger(__name__)
@@ -296,13 +295,16 @@ class VideoSink:
                             src, s.index, c.format.name.split(",")[0])
                 continue
             offset = start_offset(c, s, self.info.start)
-            if not muxer_takes(c, name) or offset:
+            fits = s.type != "audio" or audio_fits(c, name, s.codec_context.sample_rate)
+            if not muxer_takes(c, name) or not fits or offset:
                 encoding = choose_encoding(c, s) if s.type == "audio" else None
                 text_codec = choose_text_codec(c, s) if s.type == "subtitle" else None
                 if encoding is not None:
-                    why = (f"a {suffix} file cannot hold {name} as it is ({self._other_outputs()} can)"
-                           if not muxer_takes(c, name) else
-                           f"a {suffix} file stores no start time for it, and it starts {offset:+.3f} s from the video")
+                    if not muxer_takes(c, name) or not fits:
+                        as_is = name if fits else f"{name} at {s.codec_context.sample_rate} Hz"
+                        why = f"a {suffix} file cannot hold {as_is} as it is ({self._other_outputs()} can)"
+                    else:
+                        why = f"a {suffix} file stores no start time for it, and it starts {offset:+.3f} s from the video"
                     log.warning("%s: the audio stream #%d is re-encoded (%s): %s", src, s.index,
                                 describe(s, encoding), why)
                     self.converted[s.index] = AudioReencoder(c, s, encoding, self.info.start)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import io
 import logging
 from pathlib import Path
-from typing import Dict, Mapping
+from typing import Dict, Mapping, Optional, Tuple
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,9 @@ STORED_BY_SUFFIX = {".m2ts": {"pcm_bluray", "hdmv_pgs_subtitle", "hdmv_text_subt
 # Codecs in a muxer's table that its header refuses (tried: all but truehd, whose message FFmpeg's
 # mov muxer shares with opus and flac).
 REFUSED_BY = {"mov": {"vp8", "vp9", "av1", "opus", "flac", "truehd"}}
+# Muxers whose header refuses audio beyond these codecs and sample rates (MXF: "only 48khz is
+# implemented"; other PCM has no essence container), though their codec query takes more.
+AUDIO_LIMITS = {"mxf": ({"pcm_s16le", "pcm_s24le"}, (48000,))}
 # Muxers without a codec table that refuse, when the header is written, what they cannot store.
 CHECKING_MUXERS = ("mxf",)
 
@@ -93,6 +96,19 @@ def muxer_takes(container, codec: str) -> bool:
         return True
     except (ValueError, av.FFmpegError):
         return False
+
+
+def audio_fits(container, codec: str, rate: Optional[int] = None) -> bool:
+    """Whether `container` takes audio of `codec` at `rate` Hz (None: any rate it takes), beyond
+    `muxer_takes` (`AUDIO_LIMITS`)."""
+    limits = AUDIO_LIMITS.get(container.format.name)
+    return limits is None or (codec in limits[0] and (rate is None or rate in limits[1]))
+
+
+def audio_rates(container) -> Optional[Tuple[int, ...]]:
+    """The only sample rates `container` takes, or None (any)."""
+    limits = AUDIO_LIMITS.get(container.format.name)
+    return None if limits is None else limits[1]
 
 
 def codec_name(stream) -> str:
