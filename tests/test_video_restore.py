@@ -788,6 +788,8 @@ def test_path_errors(clip, tmp_path, tiny_checkpoint):
         engine.restore_video(not_video, tmp_path / "o.mp4", progress=False)
     with pytest.raises(TypeError, match="unknown video option"):
         engine.restore_video(clip.path, tmp_path / "o.mp4", quality=3)
+    with pytest.raises(VideoError, match=r"a \.jpg file holds one picture, not a video.*-frames:v 1"):
+        engine.restore_video(clip.path, tmp_path / "o.jpg", progress=False)   # was FFmpeg's "[mjpeg] Non full-range"
     assert _leftovers(tmp_path, {"exists.mp4", "text.mp4"}) == []
 
 

@@ -62,9 +62,16 @@ class VideoOptions:
 
 def check_paths(src, dst, overwrite: bool) -> Tuple[Path, Path]:
     """The input and the final output path; errors for a missing input, dst == src, an existing dst."""
+    from ..animation import ANIMATION_SUFFIXES
+    from ..images import IMAGE_SUFFIXES
+
     src, dst = Path(src), Path(dst)
     if not src.exists():
         raise VideoError(f"input {src} does not exist")
+    if dst.suffix.lower() in IMAGE_SUFFIXES and dst.suffix.lower() not in ANIMATION_SUFFIXES:
+        raise VideoError(f"a {dst.suffix} file holds one picture, not a video: write a video (.mp4, .mkv, ...) or "
+                         f"an animated image ({', '.join(ANIMATION_SUFFIXES)}); for one frame, take it out first "
+                         f"(e.g. ffmpeg -i {src.name} -frames:v 1 frame.png) and restore that")
     if dst.is_dir():
         dst = dst / src.name
     if dst.exists() and dst.resolve() == src.resolve():
