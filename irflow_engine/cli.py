@@ -154,6 +154,9 @@ def _plan_outputs(src: Path, dst: Path) -> List[Tuple[Path, Path]]:
     if dst.is_dir():
         dst = dst / src.name
     if not is_image_path(dst):
+        if dst.suffix.lower() in VIDEO_SUFFIXES:
+            raise CliError(f"{src.name} is a still image, so its output is one too ({kinds}); only an animated "
+                           f"image (GIF, APNG, WebP, AVIF) becomes a video")
         raise CliError(f"output {dst} has no image suffix ({kinds})")
     if dst.resolve() == src.resolve():
         raise CliError("the output is the input: choose another path so the input is never touched")

@@ -183,6 +183,7 @@ def test_existing_output_needs_overwrite(tmp_path, tiny_checkpoint, capsys):
     ("badmodel", "no such file, bundled model or preset"),
     ("corrupt", "cannot read image"),
     ("suffix", "no image suffix"),
+    ("still-to-video", "is a still image, so its output is one too"),
 ])
 def test_errors(tmp_path, tiny_checkpoint, capsys, case, match):
     _image(tmp_path / "in.png")
@@ -198,6 +199,8 @@ def test_errors(tmp_path, tiny_checkpoint, capsys, case, match):
         src.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     elif case == "suffix":
         dst = tmp_path / "out.xyz"
+    elif case == "still-to-video":
+        dst = tmp_path / "out.mp4"
     assert main(["restore", str(src), "-o", str(dst), "--model", model, "--steps", "1"]) == 1
     err = capsys.readouterr().err
     assert "irflow: error:" in err and match in err
