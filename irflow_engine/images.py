@@ -61,7 +61,7 @@ class ImageFile:
     xmp: Optional[bytes] = None            # the XMP packet (rating, keywords, edits), orientation removed
     dpi: Optional[Tuple[float, float]] = None   # print resolution (a scan's 600 dpi), if the file states one
     text: Dict[str, str] = field(default_factory=dict)   # a PNG's text chunks (a generator's "parameters")
-    grey: bool = False                     # a grey (or black-and-white) 8-bit image: written back grey
+    grey: bool = False                     # a grey (or black-and-white) image: written back grey
 
     @property
     def pixels(self) -> np.ndarray:
@@ -168,11 +168,11 @@ def _dpi(info: dict) -> Optional[Tuple[float, float]]:
 
 def _load_16bit(path) -> ImageFile:
     """A 16-bit PNG/TIFF (`images16`), turned upright by its orientation."""
-    rgb16, alpha16, icc, orientation = images16.decode(path)
+    rgb16, alpha16, icc, orientation, grey = images16.decode(path)
     rgb16 = images16.orient(rgb16, orientation)
     alpha16 = None if alpha16 is None else images16.orient(alpha16, orientation)
-    return ImageFile(to_uint8(rgb16), None if alpha16 is None else to_uint8(alpha16), rgb_icc_profile(icc),
-                     rgb16, alpha16)
+    return ImageFile(to_uint8(rgb16), None if alpha16 is None else to_uint8(alpha16),
+                     rgb_icc_profile(icc, b"GRAY" if grey else b"RGB "), rgb16, alpha16, grey=grey)
 
 
 def read_image(path) -> Tuple[np.ndarray, Optional[np.ndarray]]:
@@ -187,9 +187,10 @@ def write_image(path, rgb: np.ndarray, alpha: Optional[np.ndarray] = None, quali
                 text: Optional[Dict[str, str]] = None, grey: bool = False) -> None:
     """Write uint8 (or uint16) H×W×3, plus optional alpha, ICC profile, EXIF block, XMP packet (JPEG,
     WebP, AVIF; a PNG holds it as a text chunk), resolution (PNG, JPEG, TIFF, BMP) and PNG text
-    chunks, to `path`, atomically (temp file, then rename). `grey`: write 8 bits of luma (an input that
-    was grey stays grey; with alpha, where the format has grey + alpha: PNG, TIFF) and a grey profile. uint16 pixels make a 16-bit PNG or TIFF (other formats get them rounded to 8 bits;
-    16-bit files get no EXIF, XMP, resolution or text). BMP stores neither alpha nor a profile; GIF is
+    chunks, to `path`, atomically (temp file, then rename). `grey`: write the luma (an input that was
+    grey stays grey; with alpha, where the format has grey + alpha: PNG, TIFF) and only a grey profile.
+    uint16 pixels make a 16-bit PNG or TIFF (other formats get them rounded to 8 bits; 16-bit files
+    get no EXIF, XMP, resolution or text). BMP stores neither alpha nor a profile; GIF is
     quantised to 256 colours, its alpha to one transparent colour, and stores no profile or EXIF."""
     from PIL import Image
 
@@ -199,7 +200,8 @@ def write_image(path, rgb: np.ndarray, alpha: Optional[np.ndarray] = None, quali
                              f"(use one of {', '.join(IMAGE_SUFFIXES)})")
     if rgb.dtype == np.uint16:
         if path.suffix.lower() in SIXTEEN_BIT_SUFFIXES:
-            data = images16.encode(path, rgb, alpha, icc_profile)
+            profile = rgb_icc_profile(icc_profile, b"GRAY" if grey else b"RGB ")   # of the pixels' kind
+            data = images16.encode(path, rgb, alpha, profile, grey=grey)
             with atomic_path(path, suffix=path.suffix) as tmp:
                 Path(tmp).write_bytes(data)
             return

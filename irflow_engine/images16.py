@@ -3,8 +3,9 @@ which would quietly drop 8 bits of a photographer's TIFF.
 
 PNG goes through FFmpeg's codec (PyAV), TIFF through tifffile. `is_16bit(path)` reads the header
 only; `decode` gives uint16 H×W×3 RGB and, when the file has one, a uint16 H×W alpha (grey images
-expanded to RGB); `encode` writes uint16 RGB (and alpha) as a 16-bit PNG (big-endian samples, as
-the format stores them) or a zlib-compressed TIFF. An RGB ICC profile (a ProPhoto or Adobe RGB
+expanded to RGB, and said to be grey); `encode` writes uint16 RGB (and alpha) as a 16-bit PNG
+(big-endian samples, as the format stores them) or a zlib-compressed TIFF, or their luma as a grey
+one (`grey=True`: a grey scan stays grey). An RGB ICC profile (a ProPhoto or Adobe RGB
 export's) is embedded in both: as an iCCP chunk in PNGs (FFmpeg's encoder takes a profile only
 from frame side data, which PyAV cannot set), as the TIFF's ICC tag.
 """
@@ -48,9 +49,9 @@ def is_16bit(path) -> bool:
     return False
 
 
-def decode(path) -> Tuple[np.ndarray, Optional[np.ndarray], Optional[bytes], int]:
+def decode(path) -> Tuple[np.ndarray, Optional[np.ndarray], Optional[bytes], int, bool]:
     """A 16-bit PNG or TIFF: uint16 H×W×3 RGB, uint16 H×W alpha (or None), the embedded ICC
-    profile (or None) and the EXIF/TIFF orientation (1-8; 1 when absent)."""
+    profile (or None), the EXIF/TIFF orientation (1-8; 1 when absent) and whether it is grey."""
     if Path(path).suffix.lower() in TIFF_SUFFIXES:
         return _decode_tiff(path)
     import av
@@ -79,7 +80,7 @@ def decode(path) -> Tuple[np.ndarray, Optional[np.ndarray], Optional[bytes], int
         rgb, alpha = np.ascontiguousarray(frame.to_ndarray(format="rgb48le")), None
     if rgb.shape[:2] != size:
         raise ValueError(f"FFmpeg decoded {rgb.shape[1]}x{rgb.shape[0]} pixels, the header says {size[1]}x{size[0]}")
-    return rgb, alpha, icc, orientation
+    return rgb, alpha, icc, orientation, frame.format.name.startswith(("gray", "ya"))
 
 
 def _decode_tiff(path):
@@ -107,31 +108,57 @@ def _decode_tiff(path):
     colour = 3 if a.shape[2] >= 3 else 1
     rgb = np.repeat(a[..., :1], 3, axis=2) if colour == 1 else a[..., :3]
     alpha = a[..., colour] if a.shape[2] > colour else None
-    return np.ascontiguousarray(rgb), None if alpha is None else np.ascontiguousarray(alpha), icc, orientation
+    return (np.ascontiguousarray(rgb), None if alpha is None else np.ascontiguousarray(alpha), icc, orientation,
+            colour == 1)
+
+
+def luma16(rgb: np.ndarray) -> np.ndarray:
+    """uint16 H×W luma of uint16 RGB, with the ITU-R 601 weights Pillow's 8-bit grey uses."""
+    y = rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+    return np.clip(np.round(y), 0, 65535).astype(np.uint16)
 
 
 def encode(path, rgb: np.ndarray, alpha: Optional[np.ndarray] = None,
-           icc_profile: Optional[bytes] = None) -> bytes:
-    """The bytes of a 16-bit PNG or TIFF (by `path`'s suffix) of uint16 `rgb` (and `alpha`)."""
-    pixels = rgb if alpha is None else np.concatenate([rgb, alpha[..., None]], axis=2)
+           icc_profile: Optional[bytes] = None, grey: bool = False) -> bytes:
+    """The bytes of a 16-bit PNG or TIFF (by `path`'s suffix) of uint16 `rgb` (and `alpha`); `grey`:
+    of its luma (`luma16`)."""
+    colour = luma16(rgb)[..., None] if grey else rgb
+    pixels = colour if alpha is None else np.concatenate([colour, alpha[..., None]], axis=2)
     pixels = np.ascontiguousarray(pixels, dtype=np.uint16)
     if Path(path).suffix.lower() in TIFF_SUFFIXES:
         import tifffile
 
         out = io.BytesIO()
-        tifffile.imwrite(out, pixels, photometric="rgb", compression="zlib",
+        tifffile.imwrite(out, pixels[..., 0] if pixels.shape[2] == 1 else pixels,
+                         photometric="minisblack" if grey else "rgb", compression="zlib",
                          extrasamples=None if alpha is None else ["unassalpha"], iccprofile=icc_profile)
         return out.getvalue()
     import av
 
-    fmt = "rgb48le" if alpha is None else "rgba64le"
-    frame = av.VideoFrame.from_ndarray(pixels, format=fmt).reformat(format=fmt.replace("le", "be"))
+    if grey:   # PyAV makes no grey + alpha frame from an array: the big-endian bytes go in directly
+        frame = _packed_frame(pixels, "gray16be" if alpha is None else "ya16be")
+    else:
+        fmt = "rgb48le" if alpha is None else "rgba64le"
+        frame = av.VideoFrame.from_ndarray(pixels, format=fmt).reformat(format=fmt.replace("le", "be"))
     ctx = av.CodecContext.create("png", "w")
     ctx.width, ctx.height, ctx.pix_fmt = rgb.shape[1], rgb.shape[0], frame.format.name
     ctx.time_base = Fraction(1, 1)
     frame.pts = 0
     data = b"".join(bytes(p) for p in list(ctx.encode(frame)) + list(ctx.encode(None)))
     return with_iccp(data, icc_profile) if icc_profile else data
+
+
+def _packed_frame(pixels: np.ndarray, fmt: str):
+    """A PyAV frame of packed big-endian 16-bit samples (H×W×C uint16) in `fmt`, row by row."""
+    import av
+
+    h, w = pixels.shape[:2]
+    frame = av.VideoFrame(w, h, fmt)
+    plane = frame.planes[0]
+    rows = np.zeros((h, plane.line_size), np.uint8)
+    rows[:, :pixels[0].size * 2] = pixels.astype(">u2").reshape(h, -1).view(np.uint8)
+    plane.update(rows.tobytes())
+    return frame
 
 
 def _chunk(kind: bytes, body: bytes) -> bytes:

@@ -157,3 +157,28 @@ def test_tiff_orientation_tag_is_applied(tmp_path):
     stored = _codes(14, (5, 7, 3))
     tifffile.imwrite(tmp_path / "o.tif", stored, photometric="rgb", extratags=[(274, "H", 1, 6, True)])
     np.testing.assert_array_equal(load_image(tmp_path / "o.tif").rgb16, np.rot90(stored, k=-1))   # 90° clockwise
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+@pytest.mark.parametrize("with_alpha", [False, True])
+def test_sixteen_bit_grey_stays_sixteen_bit_grey(tmp_path, tiny_checkpoint, suffix, with_alpha):
+    """A 16-bit grey scan (a film or X-ray scan, a scientific camera) was written back as 16-bit RGB;
+    it stays 16-bit grey: the luma of the restoration (ITU-R 601 weights, as 8-bit grey), its alpha
+    exact."""
+    grey, alpha = _codes(7, (11, 14)), (_codes(8, (11, 14)) if with_alpha else None)
+    rgb = np.repeat(grey[..., None], 3, axis=2)
+    src = tmp_path / f"in{suffix}"
+    src.write_bytes(images16.encode(src, rgb, alpha, grey=True))
+    image = load_image(src)
+    assert image.grey and np.array_equal(image.rgb16, rgb)
+    out = tmp_path / f"out{suffix}"
+    assert main(["restore", str(src), "-o", str(out), "--model", str(tiny_checkpoint), "--steps", "1"]) == 0
+    got = load_image(out)
+    assert got.grey and got.rgb16.dtype == np.uint16
+    _, _, _, _, grey_file = images16.decode(out)
+    assert grey_file
+    expected = images16.luma16(Engine.from_checkpoint(tiny_checkpoint, steps=1).restore(rgb))
+    # (one code of 65535 apart where the backends' float rounding differs)
+    np.testing.assert_allclose(got.rgb16[..., 0].astype(np.int64), expected.astype(np.int64), atol=1, rtol=0)
+    if with_alpha:
+        np.testing.assert_array_equal(got.alpha16, alpha)
