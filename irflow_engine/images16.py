@@ -5,8 +5,8 @@ PNG goes through FFmpeg's codec (PyAV), TIFF through tifffile. `is_16bit(path)` 
 only; `decode` gives uint16 H×W×3 RGB and, when the file has one, a uint16 H×W alpha (grey images
 expanded to RGB, and said to be grey); `encode` writes uint16 RGB (and alpha) as a 16-bit PNG
 (big-endian samples, as the format stores them) or a zlib-compressed TIFF, or their luma as a grey
-one (`grey=True`: a grey scan stays grey). An RGB ICC profile (a ProPhoto or Adobe RGB
-export's) is embedded in both: as an iCCP chunk in PNGs (FFmpeg's encoder takes a profile only
+one (`grey=True`: a grey scan stays grey). An ICC profile (a ProPhoto or Adobe RGB
+export's; a grey one for grey files) is embedded in both: as an iCCP chunk in PNGs (FFmpeg's encoder takes a profile only
 from frame side data, which PyAV cannot set), as the TIFF's ICC tag.
 """
 
