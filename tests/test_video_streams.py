@@ -547,3 +547,23 @@ def test_rotated_video_becomes_an_upright_animation(tmp_path, tiny_checkpoint):
     # (FFmpeg's RGB conversion differs from ours by a few levels, so the orientation is what is compared.)
     right, wrong = [np.abs(got - engine.restore(np.ascontiguousarray(x))).mean() for x in (upright, upright[::-1, ::-1])]
     assert right < 0.5 * wrong, (right, wrong)
+
+
+def test_ntsc_rate_animation_does_not_drift(tmp_path, tiny_checkpoint):
+    """30000/1001 fps frames last 33.37 ms: each is rounded from its start time, so 30 frames last
+    1001 ms in all (rounding each length alone gives 990)."""
+    from irflow_engine.animation import read_animation
+
+    src = tmp_path / "ntsc.mp4"
+    with av.open(str(src), "w") as c:
+        s = c.add_stream("libx264", rate=Fraction(30000, 1001))
+        s.width, s.height, s.pix_fmt = 32, 32, "yuv420p"
+        for i in range(30):
+            f = av.VideoFrame.from_ndarray(np.full((32, 32, 3), i * 8, np.uint8), format="rgb24")
+            f = f.reformat(format="yuv420p")
+            f.pts = i
+            c.mux(s.encode(f))
+        c.mux(s.encode(None))
+    Engine.from_checkpoint(tiny_checkpoint, steps=1).restore_video(src, tmp_path / "out.webp", progress=False)
+    durations = read_animation(tmp_path / "out.webp").durations
+    assert sum(durations) == 1001 and set(durations) == {33, 34}

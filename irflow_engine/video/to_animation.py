@@ -71,8 +71,10 @@ def restore_video_to_animation(engine, src, dst, **options) -> VideoReport:
     if not frames:
         raise VideoError(f"{src}: no frames to write")
     times = sorted(times)
-    ms = [float(t * info.time_base) * 1000 for t in times] + [float((times[-1] + last) * info.time_base) * 1000]
-    durations = [max(1, int(round(b - a))) for a, b in zip(ms, ms[1:])]
+    # Whole milliseconds of each frame's start (rounded once, so 33.3 ms frames do not drift), and
+    # the last frame's end.
+    ms = [round(float(t * info.time_base) * 1000) for t in times + [times[-1] + last]]
+    durations = [max(1, b - a) for a, b in zip(ms, ms[1:])]
     write_animation(dst, Animation(frames, durations, loop=0))
     report = VideoReport(width=info.width, height=info.height, stages={"restore": clock})
     report.frames, report.seconds, report.output = len(frames), seconds, dst
