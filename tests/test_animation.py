@@ -214,7 +214,7 @@ def test_animation_restored_into_a_video(src_suffix, dst_suffix, size, codec, pi
     alphas = [np.full(size, 255, np.uint8) for _ in range(4)]
     alphas[0][0, 0] = 0
     src = tmp_path / f"in{src_suffix}"
-    write_animation(src, Animation(frames, [100, 150, 200, 70], alphas, loop=0))
+    write_animation(src, Animation(frames, [100, 150, 200, 1000], alphas, loop=0))   # a closing pause
     source = read_animation(src)
     dst = tmp_path / f"out{dst_suffix}"
     with caplog.at_level(logging.WARNING):
@@ -226,6 +226,7 @@ def test_animation_restored_into_a_video(src_suffix, dst_suffix, size, codec, pi
     with av.open(str(dst)) as c:
         cc = c.streams.video[0].codec_context
         assert (cc.name, cc.pix_fmt) == (codec, pix_fmt)
+        assert abs(c.duration / 1e6 - 1.45) < 0.011   # the last frame keeps its 1 s (it got ~0.05 s)
         decoded = list(c.decode(video=0))
     assert [round(float(f.pts * f.time_base), 3) for f in decoded] == [0.0, 0.1, 0.25, 0.45]
     engine = Engine.from_checkpoint(tiny_checkpoint, steps=1)

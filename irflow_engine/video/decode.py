@@ -255,7 +255,7 @@ class VideoSource:
         self.stream.thread_type = "AUTO"
         step = int(round(1 / (info.rate * info.time_base))) if info.rate else 1
         count = 0
-        first_pts = last_pts = None   # the decoded frames' time span, for the truncation check
+        first_pts = last_end = None   # the decoded frames' time span, for the truncation check
         batch: Optional[DecodedBatch] = None
         packets: list = []
         demuxer = self.container.demux(self.stream, *[s for s in self.copied if s.type != "attachment"])
@@ -287,8 +287,9 @@ class VideoSource:
                     copy_to_slot(frame, batch.raw[batch.n].numpy(), plan.av_work)
                     batch.pts.append(frame.pts if frame.pts is not None else count * step)
                     first_pts = batch.pts[-1] if first_pts is None else min(first_pts, batch.pts[-1])
-                    last_pts = batch.pts[-1] if last_pts is None else max(last_pts, batch.pts[-1])
                     batch.durations.append(getattr(frame, "duration", None) or step)  # PyAV >= 14.1
+                    end = batch.pts[-1] + batch.durations[-1]
+                    last_end = end if last_end is None else max(last_end, end)
                 batch.n += 1
                 count += 1
                 if batch.n == size:
@@ -300,8 +301,10 @@ class VideoSource:
             batch.packets = packets
             yield batch
         # A file whose frames span its announced length is whole even with fewer frames than announced:
-        # AVI counts the empty index entries of skipped frames (a variable-rate capture) as frames.
-        spanned = count if first_pts is None else max(count, (last_pts - first_pts) // max(step, 1) + 1)
+        # AVI counts the empty index entries of skipped frames (a variable-rate capture) as frames, and
+        # a variable-rate file's last frame may last long (an animation's closing pause). The span ends
+        # where the last frame ends.
+        spanned = count if first_pts is None else max(count, -(-(last_end - first_pts) // max(step, 1)))
         if info.frames_exact and spanned < info.frames:
             raise TruncatedVideoError(f"{self.path} ended after {count} of its {info.frames} frames: the file is "
                                       "truncated or corrupt; no output was written")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import heapq
 import logging
 import os
-from collections import deque
+from collections import OrderedDict, deque
 from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
@@ -258,6 +258,9 @@ class VideoSink:
         # back on the packets; an AVI's video starts at 0 (its audio is aligned to that).
         self._rebase, self._to_zero = cc.time_base != info.time_base, untimed
         self._origin: Optional[int] = None     # the first frame's time, subtracted before encoding
+        # Each encoded frame's duration by its time (the input's time base), for packets the encoder
+        # gives none: the muxer gives the last frame that length (an animation's closing pause).
+        self._durations: "OrderedDict[int, int]" = OrderedDict()
         self._moved = 0                        # frames moved one tick later (a repeated time)
         self._add_copies(copied)
         for k, v in metadata.items():   # the title, ...: written with the header, so before it
@@ -379,16 +382,23 @@ class VideoSink:
         frame.pts = pts - self._origin
         if self.frame_duration:  # lets the muxer give the last frame its length
             frame.duration = duration
+        self._durations[frame.pts] = duration
+        while len(self._durations) > 4 * REORDER_DEPTH + 16:   # times the encoder moved are never asked for
+            self._durations.popitem(last=False)
         for packet in self.stream.encode(frame):
             self._mux_video(packet)
 
     def _mux_video(self, packet) -> None:
         """Mux an encoded packet, its times moved back by the first frame's time where it was taken off
         (an MPEG-2 stream starting at 0.54 s on a 1/25 grid: it was rounded to 0.56 s)."""
+        ptb = packet.time_base or self.stream.codec_context.time_base
+        if packet.pts is not None:
+            duration = self._durations.pop(round(packet.pts * ptb / self.info.time_base), None)
+            if duration and not packet.duration:
+                packet.duration = max(1, round(duration * self.info.time_base / ptb))
         if self._origin and not self._to_zero:
             tb = self.stream.time_base
             shift = round(self._origin * self.info.time_base / tb)
-            ptb = packet.time_base or self.stream.codec_context.time_base
             for name in ("pts", "dts"):
                 value = getattr(packet, name)
                 if value is not None:

@@ -3,7 +3,7 @@
 Pillow reads the animation as `irflow restore` does for an animated output (`animation.py`: whole
 frames, composed by the file's disposal rules, and each frame's duration; FFmpeg reads neither
 animated WebP nor AVIF sequences). The frames go into a temporary lossless clip (raw RGB in
-NUT, timed in milliseconds), which `restore_video` restores and encodes like any other input:
+Matroska, timed in milliseconds), which `restore_video` restores and encodes like any other input:
 each frame is shown for its duration, and the video codec is the output container's usual one
 (H.264; VP9 for WebM) unless `codec=` says otherwise. A video holds no alpha channel: a warning
 says when the animation had one.
@@ -16,6 +16,8 @@ import tempfile
 from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
+
 from ..animation import Animation, read_animation
 from .encode import find_encoder
 from .errors import VideoError
@@ -27,18 +29,20 @@ MS = Fraction(1, 1000)
 
 
 def write_raw_clip(path, animation: Animation) -> None:
-    """The frames of `animation` as raw RGB video in NUT (Matroska refuses raw RGB), each at its start time in ms."""
+    """The frames of `animation` as raw RGB video in Matroska, each at its start time in ms and with
+    its duration (so a long last frame stays long; NUT keeps no durations). Matroska takes raw RGB
+    only in its VFW mode."""
     import av
 
     h, w = animation.frames[0].shape[:2]
-    with av.open(str(path), "w") as c:
+    with av.open(str(path), "w", format="matroska", options={"allow_raw_vfw": "1"}) as c:
         durations = sorted(animation.durations)
         s = c.add_stream("rawvideo", rate=Fraction(1000, max(durations[len(durations) // 2], 1)))
-        s.width, s.height, s.pix_fmt = w, h, "rgb24"
+        s.width, s.height, s.pix_fmt = w, h, "bgr24"   # VFW's raw RGB is BGR
         s.time_base = s.codec_context.time_base = MS
         t = 0
         for rgb, duration in zip(animation.frames, animation.durations):
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[..., ::-1]), format="bgr24")
             frame.pts, frame.time_base = t, MS
             for packet in s.encode(frame):
                 packet.duration = duration
@@ -83,7 +87,7 @@ def restore_animation_video(engine, src, dst, **options):
     # Beside the output (where its bytes are expected), hidden: not a small /tmp.
     dst.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".irflow-animation-", dir=dst.parent) as folder:
-        clip = Path(folder) / f"{src.stem}.nut"
+        clip = Path(folder) / f"{src.stem}.mkv"
         write_raw_clip(clip, animation)
         codec = options.pop("codec", None) or usual_video_encoder(Path(folder), dst.suffix)
         h, w = animation.frames[0].shape[:2]
@@ -94,4 +98,7 @@ def restore_animation_video(engine, src, dst, **options):
                 log.warning("%s: %dx%d is an odd size, so the video is 4:4:4 (yuv444p), which some players "
                             "(browsers) do not show; an even-sized animation gives 4:2:0", src.name, w, h)
                 options["pix_fmt"] = "yuv444p"
+        # No B-frames: MP4 gives the last frame in decoding order the remaining length, so the closing
+        # pause of an animation (its last frame's long duration) needs that frame to be decoded last.
+        options["encoder_options"] = {"bf": "0", **(options.get("encoder_options") or {})}
         return restore_video(engine, clip, dst, codec=codec, **options)
