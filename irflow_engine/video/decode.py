@@ -219,19 +219,19 @@ class VideoSource:
         if note:
             log.warning("%s: %s", self.path.name, note)
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
         duration = None
         if stream.duration is not None and stream.time_base:
             duration = float(stream.duration * stream.time_base)
-        elif tag_seconds(stream.metadata.get("DURATION")) is not None:
-            # Matroska's per-track end time (FFmpeg and mkvmerge write it last): the container's covers
-            # every stream, and audio may run on after the video. A track that starts late is not longer.
-            end = tag_seconds(stream.metadata.get("DURATION"))
-            start = float(stream.start_time * stream.time_base) if stream.start_time else 0.0
-            duration = end - (start if 0 < start < end else 0)
-        elif self.container.duration:
-            # Some muxers (Matroska) store the end time: a file that starts late is not longer.
-            start = self.container.start_time or 0
-            duration = (self.container.duration - (start if 0 < start < self.container.duration else 0)) / 1e6
+        else:
+            # Matroska stores end times: the video track's own (its DURATION tag, which FFmpeg and mkvmerge
+            # write last), else the container's, which covers every stream (audio may run on after the
+            # video). A track or file that starts late is not longer.
+            end, begins = tag_seconds(stream.metadata.get("DURATION")), start
+            if end is None and self.container.duration:
+                end, begins = self.container.duration / 1e6, (self.container.start_time or 0) / 1e6
+            if end is not None:
+                duration = end - (begins if 0 < begins < end else 0)
         frames, exact = (stream.frames, True) if stream.frames else (None, False)
         if frames is None and duration and rate:
             frames = int(round(duration * rate))
@@ -243,8 +243,7 @@ class VideoSource:
         info = VideoInfo(self.path, cc.width, cc.height, cc.name, Fraction(rate) if rate else None,
                          Fraction(stream.time_base), frames, exact, duration, int(cc.bit_rate or stream.bit_rate or 0),
                          plan, colour_of(cc, cc.height, plan), first.rotation,
-                         kept_tags(stream, self.container), first.hdr, cc.profile or None,
-                         float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0)
+                         kept_tags(stream, self.container), first.hdr, cc.profile or None, start)
         return info, stream
 
     def batches(self, size: int, alloc: Callable[[int], torch.Tensor], clock: StageClock) -> Iterator[DecodedBatch]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import heapq
 import logging
 import os
-from collections import OrderedDict, deque
+from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
@@ -96,17 +96,26 @@ def choose_codec(info: VideoInfo, requested: Optional[str], container) -> str:
     same = _codec_of_decoder(info.codec)   # "av1" for the libdav1d decoder: an AV1 encoder keeps AV1
     # The input's codec, then H.264/HEVC, then the container's own (VP9 for WebM, which holds neither).
     tried = list(dict.fromkeys((same, fallback, container.default_video_codec)))
-    for name in tried:
+    codec = first_video_encoder(container, tried)
+    if codec is None:
+        raise VideoError(f"the output container holds none of {', '.join(tried)}; choose --codec")
+    if codec.canonical_name != same:
+        why = "has no encoder here" if find_encoder(same) is None else \
+            f"cannot be stored in a {container_suffix(container) or container.format.name} file"
+        log.warning("%s: the video is encoded as %s (%s): its codec, %s, %s (--codec chooses another)",
+                    info.path.name, codec.canonical_name, codec.name, same, why)
+    return codec.name
+
+
+def first_video_encoder(container, names: Sequence[str]):
+    """The first of the encoders (or codecs' default encoders) `names` that exists, is not experimental,
+    and makes a codec `container` holds; None if none does."""
+    for name in names:
         codec = find_encoder(name)
         if codec is not None and codec.type == "video" and not codec.experimental \
                 and muxer_takes(container, codec.canonical_name):
-            if codec.canonical_name != same:
-                why = "has no encoder here" if find_encoder(same) is None else \
-                    f"cannot be stored in a {container_suffix(container) or container.format.name} file"
-                log.warning("%s: the video is encoded as %s (%s): its codec, %s, %s (--codec chooses another)",
-                            info.path.name, codec.canonical_name, codec.name, same, why)
-            return codec.name
-    raise VideoError(f"the output container holds none of {', '.join(tried)}; choose --codec")
+            return codec
+    return None
 
 
 def _codec_of_decoder(decoder: str) -> str:
@@ -258,9 +267,9 @@ class VideoSink:
         # back on the packets; an AVI's video starts at 0 (its audio is aligned to that).
         self._rebase, self._to_zero = cc.time_base != info.time_base, untimed
         self._origin: Optional[int] = None     # the first frame's time, subtracted before encoding
-        # Each encoded frame's duration by its time (the input's time base), for packets the encoder
-        # gives none: the muxer gives the last frame that length (an animation's closing pause).
-        self._durations: "OrderedDict[int, int]" = OrderedDict()
+        # The latest frame's (time, duration), for its packet if the encoder gives it none: the muxer
+        # gives the last frame that length (an animation's closing pause).
+        self._latest: Optional[tuple] = None
         self._moved = 0                        # frames moved one tick later (a repeated time)
         self._add_copies(copied)
         for k, v in metadata.items():   # the title, ...: written with the header, so before it
@@ -298,12 +307,13 @@ class VideoSink:
                             src, s.index, c.format.name.split(",")[0])
                 continue
             offset = start_offset(c, s, self.info.start)
-            fits = s.type != "audio" or audio_fits(c, name, s.codec_context.sample_rate)
-            if not muxer_takes(c, name) or not fits or offset:
+            takes = muxer_takes(c, name) and (s.type != "audio" or audio_fits(c, name, s.codec_context.sample_rate))
+            if not takes or offset:
                 encoding = choose_encoding(c, s) if s.type == "audio" else None
                 text_codec = choose_text_codec(c, s) if s.type == "subtitle" else None
                 if encoding is not None:
-                    if not muxer_takes(c, name) or not fits:
+                    if not takes:
+                        fits = audio_fits(c, name, s.codec_context.sample_rate)
                         as_is = name if fits else f"{name} at {s.codec_context.sample_rate} Hz"
                         why = f"a {suffix} file cannot hold {as_is} as it is ({self._other_outputs()} can)"
                     else:
@@ -382,9 +392,7 @@ class VideoSink:
         frame.pts = pts - self._origin
         if self.frame_duration:  # lets the muxer give the last frame its length
             frame.duration = duration
-        self._durations[frame.pts] = duration
-        while len(self._durations) > 4 * REORDER_DEPTH + 16:   # times the encoder moved are never asked for
-            self._durations.popitem(last=False)
+        self._latest = (frame.pts, duration)
         for packet in self.stream.encode(frame):
             self._mux_video(packet)
 
@@ -392,10 +400,9 @@ class VideoSink:
         """Mux an encoded packet, its times moved back by the first frame's time where it was taken off
         (an MPEG-2 stream starting at 0.54 s on a 1/25 grid: it was rounded to 0.56 s)."""
         ptb = packet.time_base or self.stream.codec_context.time_base
-        if packet.pts is not None:
-            duration = self._durations.pop(round(packet.pts * ptb / self.info.time_base), None)
-            if duration and not packet.duration:
-                packet.duration = max(1, round(duration * self.info.time_base / ptb))
+        if (not packet.duration and packet.pts is not None and self._latest
+                and round(packet.pts * ptb / self.info.time_base) == self._latest[0]):
+            packet.duration = max(1, round(self._latest[1] * self.info.time_base / ptb))
         if self._origin and not self._to_zero:
             tb = self.stream.time_base
             shift = round(self._origin * self.info.time_base / tb)

@@ -19,9 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from ..animation import Animation, read_animation
-from .encode import find_encoder
+from .encode import find_encoder, first_video_encoder
 from .errors import VideoError
-from .muxers import muxer_takes
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +61,9 @@ def usual_video_encoder(folder: Path, suffix: str) -> str:
         raise VideoError(f"cannot tell a container format from the suffix {suffix!r}: use one such as .mp4, "
                          ".mkv or .webm") from None
     try:
-        for name in ("libx264", container.default_video_codec):
-            codec = find_encoder(name)
-            if codec is not None and codec.type == "video" and muxer_takes(container, codec.canonical_name):
-                return codec.name
+        codec = first_video_encoder(container, ("libx264", container.default_video_codec))
+        if codec is not None:
+            return codec.name
     finally:
         try:
             container.close()
