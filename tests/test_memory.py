@@ -81,7 +81,9 @@ def test_fewer_frames_per_call_give_the_same_result(spied):
     engine, seen, real = spied(2 * 24 * 40 * BPP + 7)   # two frames per call fit, not three
     out = engine.restore_batch(y)
     assert [s[0] for s in seen] == [2, 2, 1]
-    torch.testing.assert_close(out, real(y), rtol=0, atol=1e-6)
+    # Equal up to float rounding: oneDNN's convolutions block by batch size, so 2 and 5 frames per
+    # call sum in another order (1.2e-6 apart on an AVX-512 EPYC; a lost frame is ~0.1 away).
+    torch.testing.assert_close(out, real(y), rtol=0, atol=1e-5)
 
 
 def test_a_frame_over_the_budget_is_tiled_and_says_so(spied, monkeypatch, caplog):

@@ -390,6 +390,28 @@ def test_matroska_track_length_of_a_late_starting_part(tmp_path):
         source.close()
 
 
+@pytest.mark.parametrize("frames, rate", [(12, 25), (11, None)])
+def test_short_matroska_part_is_not_called_truncated(frames, rate, tmp_path, tiny_checkpoint):
+    """A WebM split's last part of two frames has no average rate, and FFmpeg guessed 1000 fps (the time
+    base), so 0.08 s announced 80 frames and the part was called truncated: the rate is the first
+    two frames' interval; a part of one frame has none, and is restored all the same."""
+    from irflow_engine.batch.segments import split_at_keyframes
+    from irflow_engine.video.decode import VideoSource
+    from irflow_engine.video.synth import write_noisy_pan
+
+    write_noisy_pan(tmp_path / "long.webm", size=(32, 24), frames=frames, rate=25, seed=3, audio=False,
+                    codec="libvpx-vp9", options={"g": "5"})   # VP9 states no rate of its own (H.264 does)
+    last = split_at_keyframes(tmp_path / "long.webm", tmp_path / "parts", 0.15)[-1]
+    source = VideoSource(last)
+    try:
+        assert source.stream.average_rate is None   # the premise
+        assert source.info.rate == rate
+    finally:
+        source.close()
+    Engine.from_checkpoint(tiny_checkpoint, steps=1).restore_video(last, tmp_path / "out.mkv", progress=False)
+    assert len(_frame_times(tmp_path / "out.mkv")) == frames - 10
+
+
 def _frame_times(path):
     with av.open(str(path)) as c:
         return [float(f.pts * f.time_base) for f in c.decode(video=0)]

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Iterator, List, Tuple
 
 from ..atomic import atomic_path
+from ..video.alpha import copy_alpha_mode
 from ..video.decode import COPIED_TYPES, VideoSource, is_cover_art, kept_tags, main_video, open_input
 from ..video.errors import VideoError
 from ..video.muxers import copy_attachment, muxer_options
@@ -61,6 +62,7 @@ def split_at_keyframes(src, folder, segment_seconds: float) -> List[Path]:
                     parts.append(folder / f"part{len(parts):05d}{src.suffix}")
                     out = av.open(str(parts[-1]), mode="w")
                     ostream = out.add_stream_from_template(vs)
+                    copy_alpha_mode(vs, ostream)
                     start = t
                 if out is None:
                     raise VideoError(f"{src}: the video does not start with a keyframe; cannot split it")
@@ -109,6 +111,7 @@ def join_parts(parts: List[Path], original, dst) -> int:
                     vout.time_base = tb
                     for k, v in kept_tags(main_video(orig), orig).items():
                         vout.metadata[k] = v
+                    copy_alpha_mode(inputs[0].streams.video[0], vout)   # the parts' own: kept alpha or not
                     copied = [s for s in orig.streams if s.type in COPIED_TYPES]
                     covers = [f"#{s.index}" for s in orig.streams if is_cover_art(s)]
                     if covers:

@@ -25,7 +25,7 @@ def _slot_planes(slot: np.ndarray, av_fmt: str) -> List[np.ndarray]:
     return [slot.reshape(slot.shape[0], -1)]
 
 
-def _plane_view(plane, dtype, rows: int, cols: int) -> np.ndarray:
+def plane_view(plane, dtype, rows: int, cols: int) -> np.ndarray:
     """A rows × cols view of one PyAV plane (row pitch skipped)."""
     flat = np.frombuffer(plane, dtype=dtype)
     pitch = plane.line_size // np.dtype(dtype).itemsize
@@ -39,7 +39,7 @@ def _frame_planes(frame, like: List[np.ndarray]) -> List[np.ndarray]:
     shapes = [ref.shape for ref in like]
     if len(like) > 1:   # planar YUV: the luma plane is the frame's size
         shapes[0] = (frame.height, frame.width)
-    return [_plane_view(plane, ref.dtype, *shape) for plane, ref, shape in zip(frame.planes, like, shapes)]
+    return [plane_view(plane, ref.dtype, *shape) for plane, ref, shape in zip(frame.planes, like, shapes)]
 
 
 def copy_to_slot(frame, slot: np.ndarray, av_fmt: str) -> None:

@@ -5,7 +5,8 @@ batch buffers in the rawvideo layout of the plan's work format (a frame whose si
 changed midway is scaled to the start's first). Audio, subtitle and data packets are demuxed
 alongside and handed on untouched, attached to the batch they arrived with, so the muxer can
 interleave them with the re-encoded video. At the end, frames that do not span the length the
-header announces are an error (`TruncatedVideoError`).
+header announces are an error (`TruncatedVideoError`). An alpha plane, when asked for, is read
+from each frame into the batch beside it (`alpha.py`; WebM's VP8/VP9 alpha through libvpx's decoder).
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional
 
+import numpy as np
 import torch
 
+from .alpha import alpha_decoder, alpha_dtype, read_alpha
 from .avframes import copy_to_slot
 from .errors import TruncatedVideoError, VideoError
 from .formats import Colour, FormatPlan, colour_of, describe_conversion, plan_format
@@ -30,13 +33,16 @@ from .pipeline import StageClock
 
 log = logging.getLogger(__name__)
 
+# A time base whose reciprocal is above this (fps) is a clock, not a frame rate (Matroska's 1/1000).
+MAX_TIME_BASE_RATE = 240
 COPIED_TYPES = ("audio", "subtitle", "attachment")   # attachments: Matroska's fonts for styled subtitles
 ATTACHED_PIC = 1024   # FFmpeg's AV_DISPOSITION_ATTACHED_PIC: a cover image stored as a one-packet video stream
 # Video stream tags that describe the old encode (the muxer writes its own) and are not carried over:
 # Matroska's statistics (BPS, DURATION, NUMBER_OF_FRAMES, ... with a language suffix), the encoder,
 # and old FFmpeg's "rotate" (the display rotation is written as side data instead).
+# Matroska's alpha_mode is written by the muxer from the output's pixel format.
 STALE_TAGS = ("encoder", "duration", "bps", "number_of_frames", "number_of_bytes", "vendor_id", "_statistics",
-              "rotate")
+              "rotate", "alpha_mode")
 
 
 def kept_tags(stream, container) -> Dict[str, str]:
@@ -133,13 +139,15 @@ class VideoInfo:
 
 @dataclass
 class DecodedBatch:
-    """`n` frames in `raw[:n]`, their timestamps, and the packets of copied streams demuxed meanwhile."""
+    """`n` frames in `raw[:n]`, their timestamps, and the packets of copied streams demuxed meanwhile;
+    `alpha[:n]` their alpha planes (n × height × width, the plan's `alpha_bits`) when asked for."""
 
     raw: Optional[torch.Tensor]
     n: int
     pts: List[int]
     durations: List[int]
     packets: list = field(default_factory=list)
+    alpha: Optional[np.ndarray] = None
 
 
 def open_input(path):
@@ -164,20 +172,25 @@ class FirstFrame:
     rotation: float = 0.0                 # display rotation, degrees counter-clockwise
     hdr: Optional[HdrMetadata] = None     # HDR10 static metadata
     interlaced: bool = False              # the picture is two fields (DVD, broadcast)
+    interval: Optional[int] = None        # time base ticks from the first frame to the second
 
 
 def probe_first_frame(path) -> FirstFrame:
-    """The first video frame's display rotation, HDR10 metadata and interlacing, decoded from a
-    second, short-lived opening of the file."""
+    """The first video frame's display rotation, HDR10 metadata and interlacing, and the time to the
+    second frame, decoded from a second, short-lived opening of the file."""
     import av
 
     try:
         with av.open(str(path), mode="r") as container:
-            frame = next(container.decode(video=0), None)
+            decoded = container.decode(main_video(container, path))
+            frame, second = next(decoded, None), next(decoded, None)
             if frame is None:
                 return FirstFrame()
+            interval = None
+            if second is not None and frame.pts is not None and second.pts is not None and second.pts > frame.pts:
+                interval = second.pts - frame.pts
             return FirstFrame(float(getattr(frame, "rotation", 0) or 0), hdr_from_frame(frame),
-                              bool(getattr(frame, "interlaced_frame", False)))
+                              bool(getattr(frame, "interlaced_frame", False)), interval)
     except (av.FFmpegError, StopIteration, ValueError, IndexError, struct.error):
         return FirstFrame()  # unreadable here: the main decode reports the file's problem itself
 
@@ -192,6 +205,7 @@ class VideoSource:
         self._lock = threading.Lock()
         self._closed = False
         self._changes: set = set()   # (width, height, format) seen after the start, reported once each
+        self._decoder = None         # a libvpx decoder for WebM's VP8/VP9 alpha, else the stream's own
         try:
             self.info, self.stream = self._probe()
         except BaseException:
@@ -214,11 +228,21 @@ class VideoSource:
         cc = stream.codec_context
         if not cc.format or not cc.width or not cc.height:
             raise VideoError(f"{self.path}: cannot determine the video's size or pixel format (corrupt?)")
-        plan = plan_format(cc.format, cc.width, cc.height)
+        self._decoder = alpha_decoder(stream)
+        plan = plan_format("yuva420p" if self._decoder else cc.format, cc.width, cc.height)
         note = describe_conversion(plan)
         if note:
-            log.warning("%s: %s", self.path.name, note)
+            log.log(logging.WARNING if plan.loses_bits else logging.INFO, "%s: %s", self.path.name, note)
+        first = probe_first_frame(self.path)
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        if not stream.average_rate and rate and stream.time_base and rate == 1 / stream.time_base:
+            # FFmpeg's guess is the time base itself (1000 fps for a Matroska clip of two frames, too
+            # short to measure: a split part's last one): the first two frames' interval instead, and
+            # no rate for a single frame unless the time base is a plausible one.
+            if first.interval:
+                rate = 1 / (first.interval * stream.time_base)
+            elif rate > MAX_TIME_BASE_RATE:
+                rate = None
         start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
         duration = None
         if stream.duration is not None and stream.time_base:
@@ -235,7 +259,6 @@ class VideoSource:
         frames, exact = (stream.frames, True) if stream.frames else (None, False)
         if frames is None and duration and rate:
             frames = int(round(duration * rate))
-        first = probe_first_frame(self.path)
         if first.interlaced:
             log.warning("%s: the video is interlaced (each picture holds two fields, as on DVDs and broadcasts); "
                         "it is restored and written as progressive frames, so the fields' combing stays: "
@@ -246,11 +269,14 @@ class VideoSource:
                          kept_tags(stream, self.container), first.hdr, cc.profile or None, start)
         return info, stream
 
-    def batches(self, size: int, alloc: Callable[[int], torch.Tensor], clock: StageClock) -> Iterator[DecodedBatch]:
-        """Decoded frames in batches of up to `size`; `alloc(size)` gives each batch's buffer."""
+    def batches(self, size: int, alloc: Callable[[int], torch.Tensor], clock: StageClock,
+                alpha: bool = False) -> Iterator[DecodedBatch]:
+        """Decoded frames in batches of up to `size`; `alloc(size)` gives each batch's buffer. `alpha`:
+        the batches carry the frames' alpha planes too (for a source with alpha)."""
         import av
 
         info, plan = self.info, self.info.plan
+        alpha = alpha and plan.alpha
         self.stream.thread_type = "AUTO"
         step = int(round(1 / (info.rate * info.time_base))) if info.rate else 1
         count = 0
@@ -265,7 +291,7 @@ class VideoSource:
                 try:
                     # The demuxer ends with an empty packet per stream, which flushes the decoder.
                     packet = next(demuxer, None)
-                    frames = packet.decode() if packet is not None and packet.stream is self.stream else ()
+                    frames = self._decode(packet) if packet is not None and packet.stream is self.stream else ()
                 except av.FFmpegError as e:
                     raise VideoError(f"{self.path}: decoding failed after {count} frames: {e} "
                                      "(truncated or corrupt?)") from None
@@ -278,11 +304,19 @@ class VideoSource:
             for frame in frames:
                 if batch is None:
                     batch = DecodedBatch(alloc(size), 0, [], [])
+                    if alpha:
+                        batch.alpha = np.empty((size, info.height, info.width), alpha_dtype(plan.alpha_bits))
                 with clock.timed(1):
                     if (frame.width, frame.height) != (info.width, info.height) or frame.format.name != plan.source:
+                        if alpha:   # the starting size and format first, alpha and all
+                            read_alpha(frame.reformat(width=info.width, height=info.height, format=plan.source),
+                                       batch.alpha[batch.n])
                         frame = self._conform(frame, count)
-                    elif plan.swscale:
-                        frame = frame.reformat(format=plan.av_work, **info.colour.swscale_args())
+                    else:
+                        if alpha:
+                            read_alpha(frame, batch.alpha[batch.n])
+                        if plan.swscale:
+                            frame = frame.reformat(format=plan.av_work, **info.colour.swscale_args())
                     copy_to_slot(frame, batch.raw[batch.n].numpy(), plan.av_work)
                     batch.pts.append(frame.pts if frame.pts is not None else count * step)
                     first_pts = batch.pts[-1] if first_pts is None else min(first_pts, batch.pts[-1])
@@ -314,6 +348,12 @@ class VideoSource:
             raise TruncatedVideoError(f"{self.path} ended after {count} frames, but its duration "
                                       f"({info.duration:.3f} s) announces about {info.frames}: the file is truncated "
                                       "or corrupt; no output was written")
+
+    def _decode(self, packet) -> list:
+        """The frames a packet of the video stream gives (an empty packet flushes the decoder)."""
+        if self._decoder is None:
+            return packet.decode()
+        return self._decoder.decode(packet if packet.size else None)
 
     def _conform(self, frame, index: int):
         """A frame whose size or pixel format differs from the stream's start (a broadcast switching

@@ -5,7 +5,8 @@ deep video, when there is none or the container cannot hold it, else the contain
 with a warning) and profile (DNxHR, ProRes), the same
 pixel format when the encoder takes it (else its chroma layout at a depth it takes, else the work
 format, else 4:2:0 of the same depth), frame rate, time base, each frame's timestamp (sorted, made
-increasing) and duration, the colour tags and HDR10 metadata (`hdr.py`). Quality: `crf` for the
+increasing) and duration, the colour tags and HDR10 metadata (`hdr.py`), and the alpha plane
+where the encoder stores one (`alpha.py`; else a warning names the encoders that do). Quality: `crf` for the
 codecs that have one (default `CRF_DEFAULTS`, near transparent), the input's bit rate for the
 others, lossless codecs untouched. Audio, subtitle and data packets are remuxed unchanged, and
 attachments copied, where the container holds them (`muxers.py`); audio it cannot hold is
@@ -28,6 +29,7 @@ from typing import Deque, Dict, Iterator, List, Mapping, Optional, Sequence
 
 import torch
 
+from .alpha import ALPHA_OPTIONS, NO_ALPHA_ENCODERS, has_alpha, write_alpha
 from .audio import AudioReencoder, choose_encoding, default_layout, describe, start_offset
 from .avframes import frame_from_slot
 from .decode import VideoInfo, is_cover_art
@@ -131,6 +133,8 @@ def _codec_of_decoder(decoder: str) -> str:
 def choose_pix_fmt(codec_name: str, info: VideoInfo, requested: Optional[str]) -> str:
     formats = find_encoder(codec_name).video_formats
     names = [f.name for f in formats] if formats else None
+    if names is not None and codec_name in NO_ALPHA_ENCODERS:
+        names = [name for name in names if not has_alpha(name)]
     if requested:
         if names is not None and requested not in names:
             raise UnsupportedPixelFormatError(f"{codec_name} cannot encode {requested}; it takes {', '.join(names)}")
@@ -221,7 +225,13 @@ class VideoSink:
         codec = choose_codec(info, opts.codec, c)
         self.pix_fmt = choose_pix_fmt(codec, info, opts.pix_fmt)
         self.codec = codec
-        options = {**kept_profile(codec, info), **encoder_options(codec, opts)}
+        self.keeps_alpha = info.plan.alpha and has_alpha(self.pix_fmt)   # the output keeps the input's alpha
+        if info.plan.alpha and not self.keeps_alpha:
+            log.warning("%s: the alpha channel (transparency) is not kept: the output's %s video (%s) has none; "
+                        "ProRes 4444 (--codec prores_ks) or PNG (--codec png) in .mov, FFV1 in .mkv and VP9 in "
+                        ".webm keep it", info.path.name, codec, self.pix_fmt)
+        options = {**(ALPHA_OPTIONS.get(codec, {}) if self.keeps_alpha else {}), **kept_profile(codec, info),
+                   **encoder_options(codec, opts)}
         untimed = c.format.name in UNTIMED_MUXERS
         if codec == "libsvtav1":
             # SVT-AV1 prints its whole configuration to stderr; only this variable, read when an encoder
@@ -356,8 +366,10 @@ class VideoSink:
         return VideoError(f"a {self.path.suffix} file cannot hold this video's streams ({why}); write {instead} "
                           "instead (--codec chooses the video's encoder)")
 
-    def write(self, raw: Optional[torch.Tensor], pts: List[int], durations: List[int], packets: Sequence) -> None:
+    def write(self, raw: Optional[torch.Tensor], pts: List[int], durations: List[int], packets: Sequence,
+              alpha=None) -> None:
         """Encode the frames in `raw` (host, the layout's format; None: no frames) and mux them, then `packets`.
+        `alpha`: the frames' alpha planes (`DecodedBatch.alpha`), written where the output keeps alpha.
 
         Frames arrive in display order. Each is encoded `REORDER_DEPTH` frames late with the smallest
         time among those waiting: inputs whose decoded times are out of order (H.264 or MPEG-4 with
@@ -370,6 +382,8 @@ class VideoSink:
             frame = frame_from_slot(raw[i].numpy(), self.work_av, info.width, info.height)
             if self.reformat:
                 frame = frame.reformat(format=self.pix_fmt, **info.colour.swscale_args())
+            if self.keeps_alpha:
+                write_alpha(frame, alpha[i], info.plan.alpha_bits)
             frame.time_base = info.time_base
             for k, v in self.tags.items():
                 setattr(frame, k, v)

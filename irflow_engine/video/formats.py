@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
+from .alpha import alpha_bits, has_alpha
 from .errors import UnsupportedPixelFormatError
 
 log = logging.getLogger(__name__)
@@ -44,15 +45,17 @@ AV_TO_PIXFMT = {av_name: name for name, av_name in DIRECT.values()}
 VIA_SWSCALE_8BIT = (
     "yuv422p", "yuv444p", "yuv440p", "yuv411p", "yuv410p", "yuvj422p", "yuvj444p", "yuvj440p",
     "nv21", "nv16", "yuyv422", "uyvy422", "gray", "gbrp", "bgra", "argb", "abgr", "rgb0", "bgr0",
-    "0rgb", "0bgr", "yuva420p", "yuva444p", "pal8", "ya8",
+    "0rgb", "0bgr", "yuva420p", "yuva422p", "yuva444p", "gbrap", "pal8", "ya8",
 )
-VIA_SWSCALE_DEEP = ("yuv420p12le", "yuv420p16le", "p016le", "gray10le", "gray12le", "yuva420p10le")
+VIA_SWSCALE_DEEP = ("yuv420p12le", "yuv420p16le", "p016le", "gray10le", "gray12le", "yuva420p9le", "yuva420p10le",
+                    "yuva420p16le")
 # Deeper formats whose chroma is finer than 4:2:0, RGB, or grey deeper than 12 bits: to rgb48le.
 RGB48 = "rgb48le"
 VIA_SWSCALE_RGB48 = (
     "yuv422p10le", "yuv444p10le", "yuv440p10le", "yuv422p12le", "yuv444p12le", "yuv440p12le", "yuv422p14le",
-    "yuv444p14le", "yuv422p16le", "yuv444p16le", "p210le", "p410le", "y210le", "yuva422p10le", "yuva444p10le",
-    "yuva444p12le", "gbrp10le", "gbrp12le", "gbrp14le", "gbrp16le", "gbrap10le", "gbrap12le", "gbrap16le",
+    "yuv444p14le", "yuv422p16le", "yuv444p16le", "p210le", "p410le", "y210le", "yuva422p9le", "yuva422p10le",
+    "yuva422p12le", "yuva422p16le", "yuva444p9le", "yuva444p10le", "yuva444p12le", "yuva444p16le", "gbrp10le",
+    "gbrp12le", "gbrp14le", "gbrp16le", "gbrap10le", "gbrap12le", "gbrap14le", "gbrap16le",
     "rgb48le", "bgr48le", "rgba64le", "bgra64le", "gray14le", "gray16le", "ya16le",
     # big-endian: what FFmpeg's PNG decoder gives for 16-bit PNG/APNG video (in MOV, say)
     "rgb48be", "bgr48be", "rgba64be", "bgra64be", "gray16be", "ya16be",
@@ -94,15 +97,48 @@ class FormatPlan:
     swscale: bool       # decoded frames are converted to `av_work` by swscale first
     bits: int           # bits per sample of the source
     is_rgb: bool
+    alpha_bits: int = 0  # bits per alpha sample of the source (0: no alpha)
+
+    @property
+    def alpha(self) -> bool:
+        return self.alpha_bits > 0
+
+    @property
+    def loses_bits(self) -> bool:
+        """Deep 4:2:0 (or grey) samples are processed at 10 bits."""
+        return self.bits > 10 and self.work == "yuv420p10le"
 
     @property
     def output_candidates(self) -> Tuple[str, ...]:
         """Encoder formats to try, best first: the source's own, its chroma layout without alpha at its
         depth and below (ProRes 4444's yuva444p12le: yuv444p12le, then the yuv444p10le the ProRes
-        encoder takes), then the work format, then 4:2:0."""
+        encoder takes), then the work format, then 4:2:0. A source with alpha puts these formats'
+        alpha versions first, then common formats with alpha (`ALPHA_FORMATS`): its alpha is worth
+        more than its depth or chroma."""
         own = "yuv420p" if self.source == "yuvj420p" else self.source
         default = "yuv420p10le" if self.bits > 8 else "yuv420p"
-        return tuple(dict.fromkeys((own, *same_chroma_formats(self.source, self.bits), self.av_work, default)))
+        plain = (own, *same_chroma_formats(self.source, self.bits), self.av_work, default)
+        if not self.alpha:
+            return tuple(dict.fromkeys(plain))
+        with_alpha = [twin for twin in map(alpha_twin, plain) if twin is not None]
+        return tuple(dict.fromkeys((*with_alpha, *ALPHA_FORMATS, *plain)))
+
+
+# Formats with alpha tried after those like the source's (`FormatPlan.output_candidates`): what the
+# ProRes, QuickTime Animation, PNG, FFV1, UT Video and VP8/VP9 encoders take.
+ALPHA_FORMATS = ("yuva444p10le", "yuva420p", "yuva444p", "gbrap", "rgba", "argb", "bgra")
+_ALPHA_TWINS = {"rgb24": "rgba", "bgr24": "bgra", "rgb48le": "rgba64le", "rgb48be": "rgba64be",
+                "bgr48le": "bgra64le", "bgr48be": "bgra64be", "gray": "ya8", "gray16le": "ya16le",
+                "gray16be": "ya16be"}
+
+
+def alpha_twin(name: str) -> Optional[str]:
+    """The pixel format like `name` with an alpha plane (yuv444p10le -> yuva444p10le, rgb24 -> rgba,
+    gbrp -> gbrap; a format with alpha is its own), or None where FFmpeg has none."""
+    if has_alpha(name):
+        return name
+    twin = _ALPHA_TWINS.get(name) or re.sub(r"^(yuv|gbr)(?!a)", lambda m: m.group(1) + "a", name)
+    return twin if has_alpha(twin) else None
 
 
 def same_chroma_formats(name: str, bits: int) -> Tuple[str, ...]:
@@ -134,37 +170,29 @@ def plan_format(fmt, width: int = 0, height: int = 0) -> FormatPlan:
             f"{name} video of odd size {width}x{height} is not supported: FFmpeg's swscale converts formats "
             f"deeper than 8 bits wrongly at odd sizes; crop or pad it to an even size first, e.g. ffmpeg -i in "
             f"-vf crop=trunc(iw/2)*2:trunc(ih/2)*2 ...")
+    alpha = alpha_bits(name)
     if name in DIRECT:
         work, av_work = DIRECT[name]
-        return FormatPlan(name, work, av_work, False, bits, vf.is_rgb)
+        return FormatPlan(name, work, av_work, False, bits, vf.is_rgb, alpha)
     if name in VIA_SWSCALE_8BIT:
-        return FormatPlan(name, "rgb24", "rgb24", True, bits, vf.is_rgb)
+        return FormatPlan(name, "rgb24", "rgb24", True, bits, vf.is_rgb, alpha)
     if name in VIA_SWSCALE_DEEP:
-        return FormatPlan(name, "yuv420p10le", "yuv420p10le", True, bits, vf.is_rgb)
+        return FormatPlan(name, "yuv420p10le", "yuv420p10le", True, bits, vf.is_rgb, alpha)
     if name in VIA_SWSCALE_RGB48:
-        return FormatPlan(name, RGB48, RGB48, name != RGB48, bits, vf.is_rgb)
+        return FormatPlan(name, RGB48, RGB48, name != RGB48, bits, vf.is_rgb, alpha)
     raise UnsupportedPixelFormatError(
         f"pixel format {name} ({bits}-bit) is not supported; supported: {', '.join(DIRECT)} directly, "
         f"and through swscale {', '.join(VIA_SWSCALE_8BIT + VIA_SWSCALE_DEEP + VIA_SWSCALE_RGB48)}. Convert the video first, "
         f"e.g. ffmpeg -i in -pix_fmt yuv420p10le ...")
 
 
-_WITH_ALPHA = ("rgba", "bgra", "argb", "abgr", "yuva420p", "yuva444p", "yuva420p10le", "yuva422p10le",
-               "yuva444p10le", "yuva444p12le", "gbrap10le", "gbrap12le", "gbrap16le", "rgba64le", "bgra64le", "ya8",
-               "ya16le", "rgba64be", "bgra64be", "ya16be")
-
-
 def describe_conversion(plan: FormatPlan) -> Optional[str]:
-    """A note for the user when the input loses something on the way to the network, else None."""
-    lost = []
-    if plan.bits > 10 and plan.work == "yuv420p10le":
-        lost.append(f"{plan.bits}-bit samples are processed at 10 bits")
-    if plan.source in _WITH_ALPHA:
-        lost.append("the alpha channel is not restored")
-    if not plan.swscale and not lost:
+    """A note on how the input reaches the network when swscale converts it or it loses bits
+    (`FormatPlan.loses_bits`: worth a warning), else None."""
+    if not plan.swscale and not plan.loses_bits:
         return None
     how = f"converted to {plan.av_work} by swscale" if plan.swscale else "converted directly"
-    detail = f" ({'; '.join(lost)})" if lost else ""
+    detail = f" ({plan.bits}-bit samples are processed at 10 bits)" if plan.loses_bits else ""
     return f"{plan.source} frames are {how}{detail}"
 
 

@@ -3,9 +3,10 @@
 FFmpeg's image muxers take neither our frames' formats nor their timing, so the video is decoded
 by `VideoSource` (the same colour conversion as a video restore), restored batch by batch, and the
 frames are written by `animation.write_animation` (Pillow), each shown until the next one's time,
-looping forever (what an animated image of a video clip is for). An animation is held in memory
-(H·W·3 bytes per frame, twice), so this is for short clips; the sound is not kept (a warning says
-so), and a rotated phone video is turned upright.
+looping forever (what an animated image of a video clip is for), with the video's alpha channel
+(at 8 bits) if it has one. An animation is held in memory (H·W·3 bytes per frame, twice), so this
+is for short clips; the sound is not kept (a warning says so), and a rotated phone video is turned
+upright.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 
 from ..animation import Animation, write_animation
+from .alpha import rescale
 from .decode import VideoSource
 from .errors import VideoError
 from .pipeline import StageClock
@@ -52,15 +54,19 @@ def restore_video_to_animation(engine, src, dst, **options) -> VideoReport:
         clock = StageClock("restore")
         restore = partial(engine.restore_batch, tile=opts.tile, tile_overlap=opts.tile_overlap)
         progress = Progress(info.frames, opts.progress)
-        frames, times, last = [], [], 0
+        frames, alphas, times, last = [], [], [], 0
         try:
-            for batch in source.batches(opts.batch or engine.config.max_batch, layout.empty, StageClock("decode")):
+            for batch in source.batches(opts.batch or engine.config.max_batch, layout.empty, StageClock("decode"),
+                                        alpha=True):
                 if not batch.n:
                     continue
                 with clock.timed(batch.n):
                     x = layout.to_tensor(batch.raw[:batch.n]).to(engine.device)
                     y = restore(x).clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
                 frames += [np.ascontiguousarray(_upright(f, info.rotation)) for f in y]
+                if batch.alpha is not None:
+                    alphas += [np.ascontiguousarray(_upright(rescale(a, info.plan.alpha_bits, 8), info.rotation))
+                               for a in batch.alpha[:batch.n]]
                 times += batch.pts
                 last = batch.durations[-1]
                 progress.update(batch.n)
@@ -75,7 +81,8 @@ def restore_video_to_animation(engine, src, dst, **options) -> VideoReport:
     # the last frame's end.
     ms = [round(float(t * info.time_base) * 1000) for t in times + [times[-1] + last]]
     durations = [max(1, b - a) for a, b in zip(ms, ms[1:])]
-    write_animation(dst, Animation(frames, durations, loop=0))
+    opaque = not alphas or all(a.min() == 255 for a in alphas)
+    write_animation(dst, Animation(frames, durations, None if opaque else alphas, loop=0))
     report = VideoReport(width=info.width, height=info.height, stages={"restore": clock})
     report.frames, report.seconds, report.output = len(frames), seconds, dst
     return report
