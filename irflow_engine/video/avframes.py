@@ -54,12 +54,16 @@ def copy_to_slot(frame, slot: np.ndarray, av_fmt: str) -> None:
             d[s.shape[0]:] = d[s.shape[0] - 1]
 
 
-def frame_from_slot(slot: np.ndarray, av_fmt: str, width: int, height: int):
+def frame_from_slot(slot: np.ndarray, av_fmt: str, width: int, height: int, carrier=None):
     """A new PyAV frame (format `av_fmt`, width × height) holding the rawvideo frame in `slot`
-    (cropped when the slot is larger: a 4:2:0 frame of odd size)."""
+    (cropped when the slot is larger: a 4:2:0 frame of odd size); made from `carrier` when given,
+    so that it keeps the carrier's side data (`captions.py`)."""
     import av
 
-    frame = av.VideoFrame(width, height, av_fmt)
+    if carrier is None:
+        frame = av.VideoFrame(width, height, av_fmt)
+    else:
+        frame = carrier.reformat(width=width, height=height, format=av_fmt)
     src = _slot_planes(slot, av_fmt)
     for d, s in zip(_frame_planes(frame, src), src):
         np.copyto(d, s[:d.shape[0], :d.shape[1]])

@@ -6,7 +6,8 @@ changed midway is scaled to the start's first). Audio, subtitle and data packets
 alongside and handed on untouched, attached to the batch they arrived with, so the muxer can
 interleave them with the re-encoded video. At the end, frames that do not span the length the
 header announces are an error (`TruncatedVideoError`). An alpha plane, when asked for, is read
-from each frame into the batch beside it (`alpha.py`; WebM's VP8/VP9 alpha through libvpx's decoder).
+from each frame into the batch beside it (`alpha.py`; WebM's VP8/VP9 alpha through libvpx's decoder),
+and closed captions ride on a small copy of each frame (`captions.py`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import torch
 
 from .alpha import alpha_decoder, alpha_dtype, read_alpha
 from .avframes import copy_to_slot
+from .captions import carrier, has_captions
 from .errors import TruncatedVideoError, VideoError
 from .formats import Colour, FormatPlan, colour_of, describe_conversion, plan_format
 from .hdr import HdrMetadata
@@ -130,6 +132,7 @@ class VideoInfo:
     hdr: Optional[HdrMetadata] = field(default=None, compare=False)     # mastering display, light levels
     profile: Optional[str] = None   # the decoder's name of the stream's profile ("DNXHR HQ", "4444", "High")
     start: float = 0.0              # seconds: the stream's start time (where its first frame is shown)
+    captions: bool = False          # its first frames carry closed captions (A/53 CEA-608/708)
 
     @property
     def layout(self):
@@ -140,7 +143,8 @@ class VideoInfo:
 @dataclass
 class DecodedBatch:
     """`n` frames in `raw[:n]`, their timestamps, and the packets of copied streams demuxed meanwhile;
-    `alpha[:n]` their alpha planes (n × height × width, the plan's `alpha_bits`) when asked for."""
+    `alpha[:n]` their alpha planes (n × height × width, the plan's `alpha_bits`) and `carriers[:n]`
+    2×2 copies of the decoded frames holding their side data (closed captions), when asked for."""
 
     raw: Optional[torch.Tensor]
     n: int
@@ -148,6 +152,7 @@ class DecodedBatch:
     durations: List[int]
     packets: list = field(default_factory=list)
     alpha: Optional[np.ndarray] = None
+    carriers: Optional[list] = None
 
 
 def open_input(path):
@@ -173,11 +178,13 @@ class FirstFrame:
     hdr: Optional[HdrMetadata] = None     # HDR10 static metadata
     interlaced: bool = False              # the picture is two fields (DVD, broadcast)
     interval: Optional[int] = None        # time base ticks from the first frame to the second
+    captions: bool = False                # closed captions in the first two frames
 
 
 def probe_first_frame(path) -> FirstFrame:
     """The first video frame's display rotation, HDR10 metadata and interlacing, and the time to the
-    second frame, decoded from a second, short-lived opening of the file."""
+    second frame and whether either carries closed captions, decoded from a second, short-lived
+    opening of the file."""
     import av
 
     try:
@@ -190,7 +197,8 @@ def probe_first_frame(path) -> FirstFrame:
             if second is not None and frame.pts is not None and second.pts is not None and second.pts > frame.pts:
                 interval = second.pts - frame.pts
             return FirstFrame(float(getattr(frame, "rotation", 0) or 0), hdr_from_frame(frame),
-                              bool(getattr(frame, "interlaced_frame", False)), interval)
+                              bool(getattr(frame, "interlaced_frame", False)), interval,
+                              has_captions(frame) or (second is not None and has_captions(second)))
     except (av.FFmpegError, StopIteration, ValueError, IndexError, struct.error):
         return FirstFrame()  # unreadable here: the main decode reports the file's problem itself
 
@@ -266,13 +274,14 @@ class VideoSource:
         info = VideoInfo(self.path, cc.width, cc.height, cc.name, Fraction(rate) if rate else None,
                          Fraction(stream.time_base), frames, exact, duration, int(cc.bit_rate or stream.bit_rate or 0),
                          plan, colour_of(cc, cc.height, plan), first.rotation,
-                         kept_tags(stream, self.container), first.hdr, cc.profile or None, start)
+                         kept_tags(stream, self.container), first.hdr, cc.profile or None, start, first.captions)
         return info, stream
 
     def batches(self, size: int, alloc: Callable[[int], torch.Tensor], clock: StageClock,
-                alpha: bool = False) -> Iterator[DecodedBatch]:
+                alpha: bool = False, side_data: bool = False) -> Iterator[DecodedBatch]:
         """Decoded frames in batches of up to `size`; `alloc(size)` gives each batch's buffer. `alpha`:
-        the batches carry the frames' alpha planes too (for a source with alpha)."""
+        the batches carry the frames' alpha planes too (for a source with alpha); `side_data`: the
+        frames' side data (captions), on `carriers`."""
         import av
 
         info, plan = self.info, self.info.plan
@@ -306,7 +315,10 @@ class VideoSource:
                     batch = DecodedBatch(alloc(size), 0, [], [])
                     if alpha:
                         batch.alpha = np.empty((size, info.height, info.width), alpha_dtype(plan.alpha_bits))
+                    batch.carriers = [] if side_data else None
                 with clock.timed(1):
+                    if side_data:
+                        batch.carriers.append(carrier(frame))
                     if (frame.width, frame.height) != (info.width, info.height) or frame.format.name != plan.source:
                         if alpha:   # the starting size and format first, alpha and all
                             read_alpha(frame.reformat(width=info.width, height=info.height, format=plan.source),

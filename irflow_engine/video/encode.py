@@ -6,7 +6,8 @@ with a warning) and profile (DNxHR, ProRes), the same
 pixel format when the encoder takes it (else its chroma layout at a depth it takes, else the work
 format, else 4:2:0 of the same depth), frame rate, time base, each frame's timestamp (sorted, made
 increasing) and duration, the colour tags and HDR10 metadata (`hdr.py`), and the alpha plane
-where the encoder stores one (`alpha.py`; else a warning names the encoders that do). Quality: `crf` for the
+where the encoder stores one (`alpha.py`; else a warning names the encoders that do), and closed
+captions where it writes them (H.264, MPEG-2: `captions.py`; else a warning). Quality: `crf` for the
 codecs that have one (default `CRF_DEFAULTS`, near transparent), the input's bit rate for the
 others, lossless codecs untouched. Audio, subtitle and data packets are remuxed unchanged, and
 attachments copied, where the container holds them (`muxers.py`); audio it cannot hold is
@@ -32,6 +33,7 @@ import torch
 from .alpha import ALPHA_OPTIONS, NO_ALPHA_ENCODERS, has_alpha, write_alpha
 from .audio import AudioReencoder, choose_encoding, default_layout, describe, start_offset
 from .avframes import frame_from_slot
+from .captions import CAPTION_ENCODERS
 from .decode import VideoInfo, is_cover_art
 from .errors import UnsupportedPixelFormatError, VideoError
 from .formats import AV_TO_PIXFMT
@@ -230,6 +232,10 @@ class VideoSink:
             log.warning("%s: the alpha channel (transparency) is not kept: the output's %s video (%s) has none; "
                         "ProRes 4444 (--codec prores_ks) or PNG (--codec png) in .mov, FFV1 in .mkv and VP9 in "
                         ".webm keep it", info.path.name, codec, self.pix_fmt)
+        self.keeps_captions = info.captions and codec in CAPTION_ENCODERS
+        if info.captions and not self.keeps_captions:
+            log.warning("%s: the closed captions (CEA-608/708 in the video stream) are not kept: the output's %s "
+                        "video cannot carry them (H.264, --codec libx264, and MPEG-2 can)", info.path.name, codec)
         options = {**(ALPHA_OPTIONS.get(codec, {}) if self.keeps_alpha else {}), **kept_profile(codec, info),
                    **encoder_options(codec, opts)}
         untimed = c.format.name in UNTIMED_MUXERS
@@ -367,9 +373,10 @@ class VideoSink:
                           "instead (--codec chooses the video's encoder)")
 
     def write(self, raw: Optional[torch.Tensor], pts: List[int], durations: List[int], packets: Sequence,
-              alpha=None) -> None:
+              alpha=None, carriers=None) -> None:
         """Encode the frames in `raw` (host, the layout's format; None: no frames) and mux them, then `packets`.
-        `alpha`: the frames' alpha planes (`DecodedBatch.alpha`), written where the output keeps alpha.
+        `alpha`: the frames' alpha planes (`DecodedBatch.alpha`), written where the output keeps alpha;
+        `carriers`: frames whose side data (captions) the encoded frames take (`DecodedBatch.carriers`).
 
         Frames arrive in display order. Each is encoded `REORDER_DEPTH` frames late with the smallest
         time among those waiting: inputs whose decoded times are out of order (H.264 or MPEG-4 with
@@ -379,7 +386,8 @@ class VideoSink:
         """
         info = self.info
         for i in range(0 if raw is None else raw.shape[0]):
-            frame = frame_from_slot(raw[i].numpy(), self.work_av, info.width, info.height)
+            frame = frame_from_slot(raw[i].numpy(), self.work_av, info.width, info.height,
+                                    carriers[i] if carriers else None)
             if self.reformat:
                 frame = frame.reformat(format=self.pix_fmt, **info.colour.swscale_args())
             if self.keeps_alpha:

@@ -85,7 +85,8 @@ def restore_video(engine, src, dst, **options) -> VideoReport:
     """Restore the video file `src` into `dst` (its suffix picks the container); returns a report.
 
     Keeps frame count, timestamps, rate, resolution, colour tags, bit depth, chroma resolution, the
-    alpha channel (where the output's codec stores one, `alpha.py`), the video stream's tags (start timecode included) and display rotation; copies audio and subtitle
+    alpha channel and closed captions (where the output's codec stores them, `alpha.py`,
+    `captions.py`), the video stream's tags (start timecode included) and display rotation; copies audio and subtitle
     streams unchanged where `dst`'s container holds them, else re-encodes the audio, converts text
     subtitles and leaves the rest out (with a warning). An animated image (GIF, APNG, WebP, AVIF) is
     restored into a video too (`from_animation.py`), and a video into an animated image
@@ -134,12 +135,13 @@ def _run(engine, source: VideoSource, sink: VideoSink, opts: VideoOptions) -> Vi
     report = VideoReport(width=info.width, height=info.height, stages=clocks)
     progress = Progress(info.frames, opts.progress)
     try:
-        batches = source.batches(batch, io.alloc, clocks["decode"], alpha=sink.keeps_alpha)
+        batches = source.batches(batch, io.alloc, clocks["decode"], alpha=sink.keeps_alpha,
+                                 side_data=sink.keeps_captions)
         with closing(run_ordered(batches, work, opts.queue_depth, stop)) as results:
             for b, pending in results:
                 raw = io.collect(pending) if pending is not None else None
                 with clocks["encode"].timed(b.n):
-                    sink.write(raw, b.pts, b.durations, b.packets, b.alpha)
+                    sink.write(raw, b.pts, b.durations, b.packets, b.alpha, b.carriers)
                 if pending is not None:
                     io.recycle(pending)
                 report.frames += b.n

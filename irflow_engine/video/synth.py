@@ -1,5 +1,5 @@
 """Small synthetic clips for tests, examples and benchmarks: a pan across a real photograph with
-fresh Gaussian noise in every frame, and a sine-wave audio track.
+fresh Gaussian noise in every frame, and a sine-wave audio track; an H.264 clip with closed captions.
 
 The photograph is one of scikit-image's (the test/train extras install it); `coffee` is held out
 of the bundled models' training. Frames are converted to YUV with `irflow_engine.pixfmt` (so the
@@ -91,3 +91,47 @@ def write_noisy_pan(path, size: Tuple[int, int] = (96, 64), frames: int = 8, rat
                 out.mux(aus.encode(af))
             out.mux(aus.encode(None))
     return Clip(path, clean, noisy, rate)
+
+
+def a53_sei(cc_pairs: List[Tuple[int, int]]) -> bytes:
+    """An H.264 SEI NAL unit (Annex B) holding CEA-608 caption byte pairs for field 1 as ATSC A/53
+    carries them: registered user data (ITU-T T.35, country 0xB5, provider 0x0031, "GA94", type 3)."""
+    cc_data = bytes([0x40 | len(cc_pairs), 0xFF]) + b"".join(bytes([0xFC, a, b]) for a, b in cc_pairs) + b"\xFF"
+    payload = b"\xB5\x00\x31GA94\x03" + cc_data
+    if len(payload) > 255 or b"\x00\x00" in payload:
+        raise ValueError("caption pairs too many, or needing emulation prevention")
+    return b"\x00\x00\x00\x01" + bytes([0x06, 0x04, len(payload)]) + payload + b"\x80"
+
+
+def write_captioned_clip(path, captions: List[List[Tuple[int, int]]], size: Tuple[int, int] = (64, 48),
+                         rate=25) -> None:
+    """An H.264 clip (pictures of random 8×8 blocks, no B-frames; .ts, .mkv, .mp4, ...) of one frame per entry of
+    `captions`, each access unit carrying its CEA-608 byte pairs in an A/53 SEI, as a broadcast
+    recording does."""
+    import av
+
+    w, h = size
+    rate = Fraction(rate)
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=rate, options={"bf": "0"})
+        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+        packets = []
+        rng = np.random.default_rng(len(captions))
+        for i in range(len(captions)):
+            blocks = rng.integers(0, 256, (h // 8 + 1, w // 8 + 1, 3), dtype=np.uint8)
+            rgb = np.ascontiguousarray(blocks.repeat(8, 0).repeat(8, 1)[:h, :w])
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+            frame.pts = i
+            packets += vs.encode(frame)
+        packets += vs.encode(None)
+        for packet in packets:   # no B-frames: the i-th packet is the i-th frame
+            data = bytes(packet)
+            at = next(i for i in range(len(data) - 3) if data[i:i + 3] == b"\x00\x00\x01"
+                      and data[i + 3] & 0x1F in (1, 5))                    # the first slice
+            at -= 1 if at and data[at - 1] == 0 else 0
+            sei = a53_sei(captions[round(packet.pts * packet.time_base * rate)])
+            captioned = av.Packet(data[:at] + sei + data[at:])
+            captioned.pts, captioned.dts, captioned.duration = packet.pts, packet.dts, packet.duration
+            captioned.time_base, captioned.is_keyframe = packet.time_base, packet.is_keyframe
+            captioned.stream = vs
+            out.mux(captioned)
