@@ -155,7 +155,7 @@ def _onset(times, x, level=0.1):
     (".mkv", "flac", ".mov", "aac"),          # MOV's header refuses FLAC ("only supported in MP4")
     (".mkv", "libopus", ".avi", "pcm_s16le"),  # AVI holds no Opus, and no start time: led by silence
     (".mp4", "aac", ".webm", "opus"),         # WebM holds no AAC (and no H.264: the video becomes VP9)
-    (".mov", "pcm_s16le", ".ts", "mp2"),      # MPEG-TS wrote PCM as unreadable private data
+    (".mov", "pcm_s16le", ".ts", "aac"),      # MPEG-TS wrote PCM as unreadable private data; AAC, not MP2
 ])
 def test_audio_the_output_cannot_hold_is_reencoded_in_sync(src_suffix, audio_codec, out_suffix, out_codec,
                                                            tmp_path, tiny_checkpoint, caplog):

@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 # The re-encoding for `UNTIMED_MUXERS` (AVI): PCM has no encoder delay, which they cannot store either.
 UNTIMED_AUDIO_CODEC = "pcm_s16le"
+# Codecs preferred to a container's default: AAC in MPEG-TS (HLS, DVB, ATSC 3.0 carry it; FFmpeg's
+# default there, MP2, is the older broadcast codec and sounds worse at the same rate).
+PREFERRED_AUDIO_CODECS = {"mpegts": "aac"}
 # Codecs tried after the container's own default, in order.
 FALLBACK_CODECS = ("aac", "opus", "mp3", "ac3", "mp2", "flac", "pcm_s16le")
 # Bit rate of a re-encoding, per channel, and at most per stream (the codecs' limits).
@@ -108,7 +111,8 @@ def choose_encoding(container, stream) -> Optional[AudioEncoding]:
     cc = stream.codec_context
     layout = default_layout(cc.layout) or cc.layout.name
     untimed = UNTIMED_AUDIO_CODEC if container.format.name in UNTIMED_MUXERS else None
-    tried = dict.fromkeys((untimed, container.default_audio_codec) + FALLBACK_CODECS)
+    preferred = PREFERRED_AUDIO_CODECS.get(container.format.name)
+    tried = dict.fromkeys((untimed, preferred, container.default_audio_codec) + FALLBACK_CODECS)
     for name in tried:
         codec = _encoder(name) if name else None
         if codec is None or not muxer_takes(container, codec.canonical_name) \
