@@ -7,7 +7,7 @@ tags onto `irflow_engine.pixfmt`; `alpha` and `captions` carry an alpha plane an
 past the network; `decode` / `encode` wrap PyAV; `muxers` knows what each output
 container holds, `audio` re-encodes the sound it cannot and `subtitles` converts text subtitles;
 `restore` writes files safely; `from_animation` / `to_animation` turn animated images into videos
-and back; `streaming` restores iterables of frames; `rawpipe` reads and writes FFmpeg rawvideo;
+and back (`tonemap` maps HDR to their sRGB); `streaming` restores iterables of frames; `rawpipe` reads and writes FFmpeg rawvideo;
 `cli` is `irflow restore` for videos and pipes; `synth` makes test clips.
 """
 

@@ -4,7 +4,8 @@ FFmpeg's image muxers take neither our frames' formats nor their timing, so the 
 by `VideoSource` (the same colour conversion as a video restore), restored batch by batch, and the
 frames are written by `animation.write_animation` (Pillow), each shown until the next one's time,
 looping forever (what an animated image of a video clip is for), with the video's alpha channel
-(at 8 bits) if it has one. An animation is held in memory (H·W·3 bytes per frame, twice), so this
+(at 8 bits) if it has one. HDR (PQ, HLG) and BT.2020 video is tone-mapped to the animation's sRGB
+(`tonemap.py`), with a note saying so. An animation is held in memory (H·W·3 bytes per frame, twice), so this
 is for short clips; the sound is not kept (a warning says so), and a rotated phone video is turned
 upright.
 """
@@ -22,6 +23,7 @@ from .alpha import rescale
 from .decode import VideoSource
 from .errors import VideoError
 from .pipeline import StageClock
+from .tonemap import mapping_for, to_srgb
 from .report import Progress, VideoReport
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,10 @@ def restore_video_to_animation(engine, src, dst, **options) -> VideoReport:
             log.warning("%s: %d frames become one animated image held in memory (%.1f GB); a video output "
                         "(.mp4, .webm) suits long clips", src.name, info.frames,
                         2 * info.frames * info.width * info.height * 3 / 1e9)
+        mapping = mapping_for(info.colour)
+        if mapping:
+            log.warning("%s: %s for the 8-bit sRGB %s (a video output keeps it as it is)", src.name, mapping,
+                        dst.suffix)
         layout = info.layout
         clock = StageClock("restore")
         restore = partial(engine.restore_batch, tile=opts.tile, tile_overlap=opts.tile_overlap)
@@ -62,7 +68,10 @@ def restore_video_to_animation(engine, src, dst, **options) -> VideoReport:
                     continue
                 with clock.timed(batch.n):
                     x = layout.to_tensor(batch.raw[:batch.n]).to(engine.device)
-                    y = restore(x).clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+                    y = restore(x).clamp(0, 1)
+                    if mapping:
+                        y = to_srgb(y, info.colour)
+                    y = y.mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
                 frames += [np.ascontiguousarray(_upright(f, info.rotation)) for f in y]
                 if batch.alpha is not None:
                     alphas += [np.ascontiguousarray(_upright(rescale(a, info.plan.alpha_bits, 8), info.rotation))
