@@ -589,3 +589,22 @@ def test_ntsc_rate_animation_does_not_drift(tmp_path, tiny_checkpoint):
     Engine.from_checkpoint(tiny_checkpoint, steps=1).restore_video(src, tmp_path / "out.webp", progress=False)
     durations = read_animation(tmp_path / "out.webp").durations
     assert sum(durations) == 1001 and set(durations) == {33, 34}
+
+
+@pytest.mark.parametrize("audio_codec, rate, out_suffix, start, out_codec", [
+    ("pcm_s24le", 44100, ".mxf", 0.0, "pcm_s24le"),   # MXF takes 48 kHz only: resampled, it was made 16-bit
+    ("pcm_s24le", 48000, ".avi", 0.1, "pcm_s24le"),   # AVI re-encodes audio that starts after the video
+    ("aac", 44100, ".mxf", 0.0, "pcm_s16le"),         # a lossy source: 16 bits are enough
+])
+def test_deep_audio_is_reencoded_as_24_bit_pcm(audio_codec, rate, out_suffix, start, out_codec, tmp_path,
+                                               tiny_checkpoint):
+    """A 24-bit source re-encoded as PCM keeps its 24 bits: its samples' third byte survives."""
+    src, out = tmp_path / "in.mkv", tmp_path / f"out{out_suffix}"
+    _tone_clip(src, "mpeg4" if out_suffix == ".avi" else "libx264", audio_codec, rate=rate, start=start)
+    Engine.from_checkpoint(tiny_checkpoint, steps=1).restore_video(src, out, progress=False)
+    with av.open(str(out)) as c:
+        assert c.streams.audio[0].codec_context.name == out_codec
+        samples = np.concatenate([f.to_ndarray().ravel() for f in c.decode(audio=0)])
+    if out_codec == "pcm_s24le":   # decoded as 32-bit: 16-bit audio would be multiples of 65536
+        loud = samples[np.abs(samples) > 2 ** 28]
+        assert loud.size > 1000 and (loud % 65536 != 0).mean() > 0.9

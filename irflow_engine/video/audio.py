@@ -33,6 +33,9 @@ UNTIMED_AUDIO_CODEC = "pcm_s16le"
 # Codecs preferred to a container's default: AAC in MPEG-TS (HLS, DVB, ATSC 3.0 carry it; FFmpeg's
 # default there, MP2, is the older broadcast codec and sounds worse at the same rate).
 PREFERRED_AUDIO_CODECS = {"mpegts": "aac"}
+# Sample formats of deep lossless sources (24-bit FLAC/ALAC/PCM decode to s32): their PCM
+# re-encoding is 24-bit, not 16 (`choose_encoding`).
+DEEP_SAMPLE_FORMATS = ("s32", "s32p", "s64", "s64p")
 # Codecs tried after the container's own default, in order.
 FALLBACK_CODECS = ("aac", "opus", "mp3", "ac3", "mp2", "flac", "pcm_s16le")
 # Bit rate of a re-encoding, per channel, and at most per stream (the codecs' limits).
@@ -107,12 +110,16 @@ def _opens(codec, rate: int, layout: str, bit_rate: Optional[int]) -> bool:
 
 def choose_encoding(container, stream) -> Optional[AudioEncoding]:
     """The first encoder, the output container's default codec first, that the container takes and that
-    opens for the stream's rate and channels (downmixed to stereo where only that opens); None if none."""
+    opens for the stream's rate and channels (downmixed to stereo where only that opens); None if none.
+    16-bit PCM becomes 24-bit for a deep lossless source (24-bit FLAC into an MXF or AVI)."""
     cc = stream.codec_context
     layout = default_layout(cc.layout) or cc.layout.name
     untimed = UNTIMED_AUDIO_CODEC if container.format.name in UNTIMED_MUXERS else None
     preferred = PREFERRED_AUDIO_CODECS.get(container.format.name)
-    tried = dict.fromkeys((untimed, preferred, container.default_audio_codec) + FALLBACK_CODECS)
+    names = (untimed, preferred, container.default_audio_codec) + FALLBACK_CODECS
+    if cc.format is not None and (cc.format.name in DEEP_SAMPLE_FORMATS or cc.name.startswith("pcm_f")):
+        names = tuple(n for pcm in names for n in (("pcm_s24le", pcm) if pcm == "pcm_s16le" else (pcm,)))
+    tried = dict.fromkeys(names)
     for name in tried:
         codec = _encoder(name) if name else None
         if codec is None or not muxer_takes(container, codec.canonical_name) \
