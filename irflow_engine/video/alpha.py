@@ -12,8 +12,9 @@ formats with alpha first for such inputs, so an encoder that stores alpha keeps 
 
 from __future__ import annotations
 
+import functools
 import logging
-from typing import Optional
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -33,20 +34,23 @@ ALPHA_OPTIONS = {"libvpx": {"auto-alt-ref": "0"}}
 ALPHA_DECODERS = {"vp8": "libvpx", "vp9": "libvpx-vp9"}
 
 
-def _alpha_component(name: str):
+@functools.lru_cache(maxsize=None)
+def _alpha_plane(name: str) -> Optional[Tuple[int, int]]:
+    """(plane, bits) of pixel format `name`'s alpha samples, or None (no alpha, or no such format);
+    asked once per frame, so remembered."""
     import av
 
     try:
         components = av.VideoFormat(name).components
     except (ValueError, TypeError):
         return None
-    return next((c for c in components if c.is_alpha), None)
+    return next(((c.plane, c.bits) for c in components if c.is_alpha), None)
 
 
 def alpha_bits(name: str) -> int:
     """Bits per alpha sample of pixel format `name`; 0 when it has no alpha."""
-    component = _alpha_component(name)
-    return component.bits if component is not None else 0
+    found = _alpha_plane(name)
+    return found[1] if found is not None else 0
 
 
 def has_alpha(name: str) -> bool:
@@ -64,15 +68,16 @@ def _view(frame) -> np.ndarray:
     from .avframes import plane_view   # avframes needs formats, which needs this module
 
     name = frame.format.name
-    component = _alpha_component(name)
-    if component is None:
+    found = _alpha_plane(name)
+    if found is None:
         raise ValueError(f"{name} frames have no alpha")
-    dtype = _dtype(name, component.bits)
+    plane, bits = found
+    dtype = _dtype(name, bits)
     h, w = frame.height, frame.width
     if name in PACKED:
         samples, at = PACKED[name]
         return plane_view(frame.planes[0], dtype, h, w * samples).reshape(h, w, samples)[..., at]
-    return plane_view(frame.planes[component.plane], dtype, h, w)
+    return plane_view(frame.planes[plane], dtype, h, w)
 
 
 def alpha_dtype(bits: int) -> np.dtype:

@@ -5,9 +5,9 @@ by `VideoSource` (the same colour conversion as a video restore), restored batch
 frames are written by `animation.write_animation` (Pillow), each shown until the next one's time,
 looping forever (what an animated image of a video clip is for), with the video's alpha channel
 (at 8 bits) if it has one. HDR (PQ, HLG) and BT.2020 video is tone-mapped to the animation's sRGB
-(`tonemap.py`), with a note saying so. An animation is held in memory (H·W·3 bytes per frame, twice), so this
-is for short clips; the sound is not kept (a warning says so), and a rotated phone video is turned
-upright.
+(`tonemap.py`), with a note saying so. An animation is held in memory (H·W·3 bytes per frame,
+twice), so this is for short clips; the sound is not kept (a warning says so), and a rotated phone
+video is turned upright.
 """
 
 from __future__ import annotations
