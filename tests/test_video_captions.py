@@ -63,3 +63,21 @@ def test_mpeg2_keeps_captions_and_other_codecs_say_they_drop_them(tmp_path, tiny
         engine.restore_video(tmp_path / "news.ts", tmp_path / "hevc.mkv", progress=False, codec="libx265")
     assert "the closed captions (CEA-608/708 in the video stream) are not kept: the output's libx265" in caplog.text
     assert set(_decoded(tmp_path / "hevc.mkv")[0]) == {b""}
+
+
+def test_captions_that_begin_late_are_kept_or_warned_about(tmp_path, tiny_checkpoint, caplog):
+    """A recording whose captions begin after its first frames (an advert, then the programme) keeps
+    them in H.264, uncaptioned frames staying uncaptioned; HEVC drops them and says from which frame."""
+    late = [[]] * 4 + CAPTIONS[:6]
+    src = tmp_path / "late.ts"
+    write_captioned_clip(src, late)
+    engine = Engine.from_checkpoint(tiny_checkpoint, steps=1)
+    with caplog.at_level(logging.WARNING):
+        engine.restore_video(src, tmp_path / "h264.mp4", progress=False, batch=3)
+    assert "captions" not in caplog.text
+    assert _decoded(tmp_path / "h264.mp4")[0] == [b""] * 4 + _expected()[:6]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        engine.restore_video(src, tmp_path / "hevc.mkv", progress=False, codec="libx265")
+    assert ("the closed captions (CEA-608/708 in the video stream) (from frame 4 on) are not kept: "
+            "the output's libx265") in caplog.text

@@ -214,6 +214,7 @@ class VideoSource:
         self._closed = False
         self._changes: set = set()   # (width, height, format) seen after the start, reported once each
         self._decoder = None         # a libvpx decoder for WebM's VP8/VP9 alpha, else the stream's own
+        self.captions_from: Optional[int] = None   # the first decoded frame that carries closed captions
         try:
             self.info, self.stream = self._probe()
         except BaseException:
@@ -280,8 +281,8 @@ class VideoSource:
     def batches(self, size: int, alloc: Callable[[int], torch.Tensor], clock: StageClock,
                 alpha: bool = False, side_data: bool = False) -> Iterator[DecodedBatch]:
         """Decoded frames in batches of up to `size`; `alloc(size)` gives each batch's buffer. `alpha`:
-        the batches carry the frames' alpha planes too (for a source with alpha); `side_data`: the
-        frames' side data (captions), on `carriers`."""
+        the batches carry the frames' alpha planes too (for a source with alpha); `side_data`: captioned
+        frames' side data, on `carriers` (None for a frame without captions)."""
         import av
 
         info, plan = self.info, self.info.plan
@@ -317,8 +318,11 @@ class VideoSource:
                         batch.alpha = np.empty((size, info.height, info.width), alpha_dtype(plan.alpha_bits))
                     batch.carriers = [] if side_data else None
                 with clock.timed(1):
+                    captioned = has_captions(frame)
+                    if captioned and self.captions_from is None:
+                        self.captions_from = count
                     if side_data:
-                        batch.carriers.append(carrier(frame))
+                        batch.carriers.append(carrier(frame) if captioned else None)
                     if (frame.width, frame.height) != (info.width, info.height) or frame.format.name != plan.source:
                         if alpha:   # the starting size and format first, alpha and all
                             read_alpha(frame.reformat(width=info.width, height=info.height, format=plan.source),

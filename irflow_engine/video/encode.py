@@ -33,7 +33,7 @@ import torch
 from .alpha import ALPHA_OPTIONS, NO_ALPHA_ENCODERS, has_alpha, write_alpha
 from .audio import AudioReencoder, choose_encoding, default_layout, describe, start_offset
 from .avframes import frame_from_slot
-from .captions import CAPTION_ENCODERS
+from .captions import CAPTION_ENCODERS, warn_dropped
 from .decode import VideoInfo, is_cover_art
 from .errors import UnsupportedPixelFormatError, VideoError
 from .formats import AV_TO_PIXFMT
@@ -232,10 +232,9 @@ class VideoSink:
             log.warning("%s: the alpha channel (transparency) is not kept: the output's %s video (%s) has none; "
                         "ProRes 4444 (--codec prores_ks) or PNG (--codec png) in .mov, FFV1 in .mkv and VP9 in "
                         ".webm keep it", info.path.name, codec, self.pix_fmt)
-        self.keeps_captions = info.captions and codec in CAPTION_ENCODERS
-        if info.captions and not self.keeps_captions:
-            log.warning("%s: the closed captions (CEA-608/708 in the video stream) are not kept: the output's %s "
-                        "video cannot carry them (H.264, --codec libx264, and MPEG-2 can)", info.path.name, codec)
+        self.writes_captions = codec in CAPTION_ENCODERS   # captioned frames keep their captions
+        if info.captions and not self.writes_captions:
+            warn_dropped(info.path.name, codec)
         options = {**(ALPHA_OPTIONS.get(codec, {}) if self.keeps_alpha else {}), **kept_profile(codec, info),
                    **encoder_options(codec, opts)}
         untimed = c.format.name in UNTIMED_MUXERS

@@ -16,6 +16,7 @@ from typing import Mapping, Optional, Tuple
 
 from ..atomic import atomic_path
 from ..tiling import DEFAULT_OVERLAP
+from .captions import warn_dropped
 from .decode import DecodedBatch, VideoSource
 from .encode import EncodeOptions, VideoSink
 from .errors import VideoError
@@ -136,7 +137,7 @@ def _run(engine, source: VideoSource, sink: VideoSink, opts: VideoOptions) -> Vi
     progress = Progress(info.frames, opts.progress)
     try:
         batches = source.batches(batch, io.alloc, clocks["decode"], alpha=sink.keeps_alpha,
-                                 side_data=sink.keeps_captions)
+                                 side_data=sink.writes_captions)
         with closing(run_ordered(batches, work, opts.queue_depth, stop)) as results:
             for b, pending in results:
                 raw = io.collect(pending) if pending is not None else None
@@ -148,6 +149,8 @@ def _run(engine, source: VideoSource, sink: VideoSink, opts: VideoOptions) -> Vi
                 progress.update(b.n)
         with clocks["encode"].timed():
             sink.close()
+        if source.captions_from is not None and not info.captions and not sink.writes_captions:
+            warn_dropped(info.path.name, sink.codec, source.captions_from)   # captions that began late
     finally:
         report.seconds = progress.close()
     return report

@@ -107,7 +107,7 @@ def write_captioned_clip(path, captions: List[List[Tuple[int, int]]], size: Tupl
                          rate=25) -> None:
     """An H.264 clip (pictures of random 8×8 blocks, no B-frames; .ts, .mkv, .mp4, ...) of one frame per entry of
     `captions`, each access unit carrying its CEA-608 byte pairs in an A/53 SEI, as a broadcast
-    recording does."""
+    recording does (an empty entry: a picture without captions)."""
     import av
 
     w, h = size
@@ -129,7 +129,8 @@ def write_captioned_clip(path, captions: List[List[Tuple[int, int]]], size: Tupl
             at = next(i for i in range(len(data) - 3) if data[i:i + 3] == b"\x00\x00\x01"
                       and data[i + 3] & 0x1F in (1, 5))                    # the first slice
             at -= 1 if at and data[at - 1] == 0 else 0
-            sei = a53_sei(captions[round(packet.pts * packet.time_base * rate)])
+            pairs = captions[round(packet.pts * packet.time_base * rate)]
+            sei = a53_sei(pairs) if pairs else b""
             captioned = av.Packet(data[:at] + sei + data[at:])
             captioned.pts, captioned.dts, captioned.duration = packet.pts, packet.dts, packet.duration
             captioned.time_base, captioned.is_keyframe = packet.time_base, packet.is_keyframe
