@@ -95,3 +95,20 @@ def test_sdr_video_into_an_animation_is_not_mapped(tmp_path, tiny_checkpoint, ca
         Engine.from_checkpoint(tiny_checkpoint, steps=1).restore_video(tmp_path / "sdr.mkv", tmp_path / "out.gif",
                                                                        progress=False)
     assert "tone-mapped" not in caplog.text and "converted to sRGB" not in caplog.text
+
+
+@pytest.mark.parametrize("pix_fmt, warned", [("yuv420p", True), ("yuv420p10le", False)])
+def test_hdr_video_into_8_bits_is_warned_about(pix_fmt, warned, tmp_path, tiny_checkpoint, caplog):
+    """A 10-bit PQ video written at 8 bits (the user's --pix-fmt, or a codec without 10 bits) bands;
+    a warning says so and names the 10-bit way. A video output keeps PQ codes (no tone mapping)."""
+    from irflow_engine import Engine
+
+    _hdr_clip(tmp_path / "hdr.mkv", [0.3, 0.5], tonemap.PQ)
+    engine = Engine.from_checkpoint(tiny_checkpoint, steps=1)
+    with caplog.at_level(logging.WARNING):
+        engine.restore_video(tmp_path / "hdr.mkv", tmp_path / "out.mkv", progress=False, codec="ffv1",
+                             pix_fmt=pix_fmt)
+    message = "the output's ffv1 video (yuv420p) has 8 bits per sample, the input 10: HDR (PQ, HLG) video"
+    assert (message in caplog.text) is warned
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        assert c.streams.video[0].codec_context.color_trc == tonemap.PQ

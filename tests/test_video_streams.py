@@ -338,6 +338,18 @@ def test_a_container_that_refuses_a_stream_says_what_to_write(tmp_path, tiny_che
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.webm"]
 
 
+def test_an_encoder_that_refuses_the_video_is_named(tmp_path, tiny_checkpoint):
+    """x265 refuses a picture of 32×8 when it opens (with the container's header): the error
+    names the encoder and its reason, not the container; nothing is left."""
+    from irflow_engine.video.synth import write_noisy_pan
+
+    write_noisy_pan(tmp_path / "in.mkv", size=(32, 8), frames=2, audio=False)
+    with pytest.raises(VideoError, match=r"the libx265 encoder refused this video \(\[libx265\] .*too small"):
+        Engine.from_checkpoint(tiny_checkpoint, steps=1).restore_video(tmp_path / "in.mkv", tmp_path / "out.mkv",
+                                                                       progress=False, codec="libx265")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mkv"]
+
+
 def test_mxf_gets_pcm_at_48_khz(tmp_path, tiny_checkpoint, caplog):
     """MXF holds 16/24-bit PCM at 48 kHz only; AAC at 44.1 kHz was refused. It is re-encoded as PCM,
     resampled, in sync, and the warning says so."""

@@ -36,12 +36,13 @@ from .avframes import frame_from_slot
 from .captions import CAPTION_ENCODERS, warn_dropped
 from .decode import VideoInfo, is_cover_art
 from .errors import UnsupportedPixelFormatError, VideoError
-from .formats import AV_TO_PIXFMT
+from .formats import AV_TO_PIXFMT, sample_bits
 from .hdr import encoder_params
 from .layouts import layout_for
 from .muxers import (COVER_ART_MUXERS, DATA_MUXERS, NO_DATA_SUFFIXES, UNTIMED_MUXERS, audio_fits, codec_name,
                      container_suffix, copy_attachment, copy_tags, muxer_options, muxer_takes)
 from .subtitles import SubtitleConverter, choose_text_codec
+from .tonemap import HLG, PQ
 
 log = logging.getLogger(__name__)
 
@@ -227,6 +228,13 @@ class VideoSink:
         codec = choose_codec(info, opts.codec, c)
         self.pix_fmt = choose_pix_fmt(codec, info, opts.pix_fmt)
         self.codec = codec
+        out_bits = sample_bits(self.pix_fmt)
+        if info.plan.bits >= 10 and out_bits < 10:
+            hdr = info.colour.color_trc in (PQ, HLG)
+            log.warning("%s: the output's %s video (%s) has %d bits per sample, the input %d%s; a 10-bit format "
+                        "(--pix-fmt yuv420p10le where the codec takes it, e.g. libx265, libsvtav1) keeps them",
+                        info.path.name, codec, self.pix_fmt, out_bits, info.plan.bits,
+                        ": HDR (PQ, HLG) video at 8 bits shows banding" if hdr else "")
         self.keeps_alpha = info.plan.alpha and has_alpha(self.pix_fmt)   # the output keeps the input's alpha
         if info.plan.alpha and not self.keeps_alpha:
             log.warning("%s: the alpha channel (transparency) is not kept: the output's %s video (%s) has none; "
@@ -362,11 +370,14 @@ class VideoSink:
         return " or ".join(f"a {x}" for x in self._other_suffixes()) or "another container"
 
     def _refused(self, error, messages) -> VideoError:
-        """The muxer's refusal (writing the header or the trailer) as an error that says what to do."""
+        """The muxer's (or, opening with the header, the encoder's) refusal as an error that says what to do."""
         lines = [f"[{name}] {text.strip()}" for _, name, text in messages]
         if len(lines) > 3:   # a bitstream filter lists every codec it takes, one per message
             lines = lines[:3] + [f"... {len(lines) - 3} more lines"]
         why = "; ".join(lines) or error.strerror or str(error)
+        if any(name == self.codec for _, name, _ in messages):
+            return VideoError(f"the {self.codec} encoder refused this video ({why}); choose another --codec "
+                              "(or --pix-fmt)")
         instead = " or ".join(self._other_suffixes()) or "another container"
         return VideoError(f"a {self.path.suffix} file cannot hold this video's streams ({why}); write {instead} "
                           "instead (--codec chooses the video's encoder)")

@@ -151,6 +151,13 @@ def same_chroma_formats(name: str, bits: int) -> Tuple[str, ...]:
     return deep + (f"yuv{layout}p",)
 
 
+def sample_bits(name: str) -> int:
+    """Bits per sample of the pixel format `name` (its deepest component)."""
+    import av
+
+    return max((c.bits for c in av.VideoFormat(name).components), default=8)
+
+
 def plan_format(fmt, width: int = 0, height: int = 0) -> FormatPlan:
     """The plan for a PyAV `VideoFormat` (or its name) at a frame size; unsupported formats raise a
     clear error. The formats pixfmt converts work at any size (4:2:0 of odd size in even slots,
@@ -164,7 +171,7 @@ def plan_format(fmt, width: int = 0, height: int = 0) -> FormatPlan:
         vf = av.VideoFormat(name)
     except (ValueError, TypeError):
         raise UnsupportedPixelFormatError(f"unknown pixel format {name!r}") from None
-    bits = max((c.bits for c in vf.components), default=8)
+    bits = sample_bits(name)
     if bits > 8 and (width % 2 or height % 2) and name not in DIRECT and name != RGB48:
         raise UnsupportedPixelFormatError(
             f"{name} video of odd size {width}x{height} is not supported: FFmpeg's swscale converts formats "
