@@ -328,6 +328,29 @@ def test_hdr10_metadata_is_written_again(tmp_path, tiny_checkpoint, caplog):
     assert metadata(tmp_path / "x264.mp4") is None
 
 
+def test_hdr10plus_metadata_that_is_lost_is_warned_about(tmp_path, tiny_checkpoint, caplog):
+    """HDR10+ metadata (a Samsung phone's or a master's, in an SEI of every picture) is decoded but no
+    encoder here writes it back: a warning names it; the output keeps PQ and has none."""
+    import logging
+
+    from irflow_engine.video.hdr import dynamic_metadata
+    from irflow_engine.video.synth import write_hdr10plus_clip
+
+    src = tmp_path / "hdr10plus.ts"
+    write_hdr10plus_clip(src)
+
+    def first_frame(path):
+        with av.open(str(path)) as c:
+            return next(c.decode(video=0))
+
+    assert dynamic_metadata(first_frame(src)) == "HDR10+ (SMPTE ST 2094-40)"   # the premise
+    with caplog.at_level(logging.WARNING):
+        Engine.from_checkpoint(tiny_checkpoint, steps=1).restore_video(src, tmp_path / "out.mkv", progress=False)
+    assert "the HDR10+ (SMPTE ST 2094-40) dynamic metadata (per-scene tone mapping) is not kept" in caplog.text
+    out = first_frame(tmp_path / "out.mkv")
+    assert dynamic_metadata(out) is None and out.color_trc == 16
+
+
 def test_interlaced_video_is_reported(tmp_path, tiny_checkpoint, caplog):
     import logging
 

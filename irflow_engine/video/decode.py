@@ -28,7 +28,7 @@ from .avframes import copy_to_slot
 from .captions import carrier, has_captions
 from .errors import TruncatedVideoError, VideoError
 from .formats import Colour, FormatPlan, colour_of, describe_conversion, plan_format
-from .hdr import HdrMetadata
+from .hdr import HdrMetadata, dynamic_metadata
 from .hdr import from_frame as hdr_from_frame
 from .layouts import layout_for
 from .pipeline import StageClock
@@ -133,6 +133,7 @@ class VideoInfo:
     profile: Optional[str] = None   # the decoder's name of the stream's profile ("DNXHR HQ", "4444", "High")
     start: float = 0.0              # seconds: the stream's start time (where its first frame is shown)
     captions: bool = False          # its first frames carry closed captions (A/53 CEA-608/708)
+    dynamic_hdr: Optional[str] = None   # the per-scene HDR metadata its first frame carries (not kept)
 
     @property
     def layout(self):
@@ -179,11 +180,12 @@ class FirstFrame:
     interlaced: bool = False              # the picture is two fields (DVD, broadcast)
     interval: Optional[int] = None        # time base ticks from the first frame to the second
     captions: bool = False                # closed captions in the first two frames
+    dynamic_hdr: Optional[str] = None     # HDR10+ or Dolby Vision metadata (`hdr.dynamic_metadata`)
 
 
 def probe_first_frame(path) -> FirstFrame:
-    """The first video frame's display rotation, HDR10 metadata and interlacing, and the time to the
-    second frame and whether either carries closed captions, decoded from a second, short-lived
+    """The first video frame's display rotation, HDR10 and dynamic HDR metadata and interlacing, and the
+    time to the second frame and whether either carries closed captions, decoded from a second, short-lived
     opening of the file."""
     import av
 
@@ -198,7 +200,8 @@ def probe_first_frame(path) -> FirstFrame:
                 interval = second.pts - frame.pts
             return FirstFrame(float(getattr(frame, "rotation", 0) or 0), hdr_from_frame(frame),
                               bool(getattr(frame, "interlaced_frame", False)), interval,
-                              has_captions(frame) or (second is not None and has_captions(second)))
+                              has_captions(frame) or (second is not None and has_captions(second)),
+                              dynamic_metadata(frame))
     except (av.FFmpegError, StopIteration, ValueError, IndexError, struct.error):
         return FirstFrame()  # unreadable here: the main decode reports the file's problem itself
 
@@ -275,7 +278,8 @@ class VideoSource:
         info = VideoInfo(self.path, cc.width, cc.height, cc.name, Fraction(rate) if rate else None,
                          Fraction(stream.time_base), frames, exact, duration, int(cc.bit_rate or stream.bit_rate or 0),
                          plan, colour_of(cc, cc.height, plan), first.rotation,
-                         kept_tags(stream, self.container), first.hdr, cc.profile or None, start, first.captions)
+                         kept_tags(stream, self.container), first.hdr, cc.profile or None, start, first.captions,
+                         first.dynamic_hdr)
         return info, stream
 
     def batches(self, size: int, alloc: Callable[[int], torch.Tensor], clock: StageClock,

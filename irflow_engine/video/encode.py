@@ -250,12 +250,17 @@ class VideoSink:
             # SVT-AV1 prints its whole configuration to stderr; only this variable, read when an encoder
             # opens, quiets it (1: errors). A value the user set is kept.
             os.environ.setdefault("SVT_LOG", "1")
+        with_hdr = None
         if info.hdr is not None:
             with_hdr = encoder_params(codec, info.hdr, options)
             if with_hdr is None:
                 log.warning("%s: the HDR mastering display and light levels are not written: %s cannot carry "
                             "them (--codec libx265 or libsvtav1 can; the colour tags are kept)", info.path.name, codec)
             options = with_hdr or options
+        if info.dynamic_hdr:
+            log.warning("%s: the %s dynamic metadata (per-scene tone mapping) is not kept: no encoder here writes "
+                        "it; the output keeps the base HDR video's colour tags%s", info.path.name, info.dynamic_hdr,
+                        " and static metadata" if with_hdr else "")
         stream = c.add_stream(codec, rate=info.rate, options=options)
         stream.width, stream.height, stream.pix_fmt = info.width, info.height, self.pix_fmt
         stream.time_base = info.time_base

@@ -5,6 +5,10 @@ The colour tags (BT.2020, PQ/HLG) travel with every encode (`formats.Colour`); t
 FFmpeg hands them to an encoder only through the command line's side-data plumbing, which PyAV
 does not drive. x265 and SVT-AV1 take them as parameters (`encoder_params`); other encoders
 cannot write them, and the output then says so.
+
+Dynamic (per-scene) metadata, HDR10+ and Dolby Vision's, is decoded as frame side data too, but
+no encoder here writes it back (this x265 is built without HDR10+); `dynamic_metadata` names it
+so that the output can say it is lost.
 """
 
 from __future__ import annotations
@@ -87,6 +91,20 @@ def from_frame(frame) -> Optional[HdrMetadata]:
         return None
     primaries, white, luminance = display or (None, None, None)
     return HdrMetadata(primaries, white, luminance, *(light or (None, None)))
+
+
+# Frame side data of per-scene HDR metadata, by what it is called.
+DYNAMIC_METADATA = {"DYNAMIC_HDR_PLUS": "HDR10+ (SMPTE ST 2094-40)", "DOVI_METADATA": "Dolby Vision",
+                    "DOVI_RPU_BUFFER": "Dolby Vision", "DYNAMIC_HDR_VIVID": "HDR Vivid (CUVA 005.3)"}
+
+
+def dynamic_metadata(frame) -> Optional[str]:
+    """The name of the dynamic HDR metadata a decoded PyAV frame carries, or None."""
+    for item in getattr(frame, "side_data", ()) or ():
+        name = DYNAMIC_METADATA.get(getattr(item.type, "name", str(item.type)))
+        if name:
+            return name
+    return None
 
 
 def encoder_params(codec: str, hdr: HdrMetadata, options: Dict[str, str]) -> Optional[Dict[str, str]]:

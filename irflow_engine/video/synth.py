@@ -1,5 +1,6 @@
 """Small synthetic clips for tests, examples and benchmarks: a pan across a real photograph with
-fresh Gaussian noise in every frame, and a sine-wave audio track; an H.264 clip with closed captions.
+fresh Gaussian noise in every frame, and a sine-wave audio track; an H.264 clip with closed captions;
+an HEVC clip with HDR10+ metadata.
 
 The photograph is one of scikit-image's (the test/train extras install it); `coffee` is held out
 of the bundled models' training. Frames are converted to YUV with `irflow_engine.pixfmt` (so the
@@ -103,6 +104,20 @@ def a53_sei(cc_pairs: List[Tuple[int, int]]) -> bytes:
     return b"\x00\x00\x00\x01" + bytes([0x06, 0x04, len(payload)]) + payload + b"\x80"
 
 
+def _with_nal(packet, nal: bytes, is_slice):
+    """A copy of the Annex B `packet` with `nal` inserted before its first slice NAL unit (the first
+    whose header byte `is_slice` accepts), on the same stream and times."""
+    import av
+
+    data = bytes(packet)
+    at = next(i for i in range(len(data) - 3) if data[i:i + 3] == b"\x00\x00\x01" and is_slice(data[i + 3]))
+    at -= 1 if at and data[at - 1] == 0 else 0   # a four-byte start code
+    out = av.Packet(data[:at] + nal + data[at:])
+    out.pts, out.dts, out.duration = packet.pts, packet.dts, packet.duration
+    out.time_base, out.is_keyframe, out.stream = packet.time_base, packet.is_keyframe, packet.stream
+    return out
+
+
 def write_captioned_clip(path, captions: List[List[Tuple[int, int]]], size: Tuple[int, int] = (64, 48),
                          rate=25) -> None:
     """An H.264 clip (pictures of random 8×8 blocks, no B-frames; .ts, .mkv, .mp4, ...) of one frame per entry of
@@ -125,14 +140,62 @@ def write_captioned_clip(path, captions: List[List[Tuple[int, int]]], size: Tupl
             packets += vs.encode(frame)
         packets += vs.encode(None)
         for packet in packets:   # no B-frames: the i-th packet is the i-th frame
-            data = bytes(packet)
-            at = next(i for i in range(len(data) - 3) if data[i:i + 3] == b"\x00\x00\x01"
-                      and data[i + 3] & 0x1F in (1, 5))                    # the first slice
-            at -= 1 if at and data[at - 1] == 0 else 0
             pairs = captions[round(packet.pts * packet.time_base * rate)]
-            sei = a53_sei(pairs) if pairs else b""
-            captioned = av.Packet(data[:at] + sei + data[at:])
-            captioned.pts, captioned.dts, captioned.duration = packet.pts, packet.dts, packet.duration
-            captioned.time_base, captioned.is_keyframe = packet.time_base, packet.is_keyframe
-            captioned.stream = vs
-            out.mux(captioned)
+            out.mux(_with_nal(packet, a53_sei(pairs) if pairs else b"", lambda header: header & 0x1F in (1, 5)))
+
+
+def _bits(fields: List[Tuple[int, int]]) -> bytes:
+    """(value, width) fields written most significant bit first, zero-padded to whole bytes."""
+    text = "".join(format(value, f"0{width}b") for value, width in fields)
+    text += "0" * (-len(text) % 8)
+    return bytes(int(text[i:i + 8], 2) for i in range(0, len(text), 8))
+
+
+def hdr10plus_t35(target_nits: int = 400) -> bytes:
+    """An ITU-T T.35 message of SMPTE ST 2094-40 (HDR10+) metadata as CTA-861 lays it out: one window,
+    a target display of `target_nits`, a maxRGB distribution of nine percentiles, no tone curve."""
+    percentiles = [(1, 10), (5, 100), (10, 400), (25, 1000), (50, 2000), (75, 4000), (90, 6000), (95, 7000),
+                   (99, 9000)]
+    fields = [(1, 8), (1, 2), (target_nits, 27), (0, 1)]                 # version, windows, target, no peak map
+    fields += [(9000, 17)] * 3 + [(1500, 17), (len(percentiles), 4)]      # maxSCL (R, G, B), average maxRGB
+    fields += [f for pct, value in percentiles for f in ((pct, 7), (value, 17))]
+    fields += [(2, 10), (0, 1), (0, 1), (0, 1)]   # bright pixels; no mastering peak map, tone curve, saturation
+    return b"\xB5\x00\x3C\x00\x01\x04" + _bits(fields)   # US, Samsung's provider code, ST 2094-40, app 4
+
+
+def hevc_prefix_sei(payload_type: int, payload: bytes) -> bytes:
+    """An HEVC prefix SEI NAL unit (Annex B) holding one message, with emulation prevention."""
+    size = payload_type.to_bytes(1, "big") + bytes([255] * (len(payload) // 255) + [len(payload) % 255])
+    rbsp = size + payload + b"\x80"
+    escaped, zeros = bytearray(), 0
+    for byte in rbsp:
+        if zeros >= 2 and byte <= 3:
+            escaped.append(3)
+            zeros = 0
+        escaped.append(byte)
+        zeros = zeros + 1 if byte == 0 else 0
+    return b"\x00\x00\x00\x01\x4E\x01" + bytes(escaped)
+
+
+def write_hdr10plus_clip(path, frames: int = 2, size: Tuple[int, int] = (64, 64)) -> None:
+    """A 10-bit HEVC PQ clip (pictures of random blocks; .ts) whose every picture carries HDR10+ metadata
+    (`hdr10plus_t35`) in a prefix SEI before its first slice, as an HDR10+ camera or master does."""
+    import av
+
+    w, h = size
+    sei = hevc_prefix_sei(4, hdr10plus_t35())   # 4: user data registered by ITU-T T.35
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx265", rate=25, options={"x265-params": "log-level=error"})
+        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p10le"
+        cc = vs.codec_context
+        cc.color_trc, cc.color_primaries, cc.colorspace = 16, 9, 9   # PQ, BT.2020
+        rng = np.random.default_rng(frames)
+        packets = []
+        for i in range(frames):
+            rgb = rng.integers(0, 256, (h // 8, w // 8, 3), dtype=np.uint8).repeat(8, 0).repeat(8, 1)
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(format="yuv420p10le")
+            frame.pts = i
+            packets += vs.encode(frame)
+        packets += vs.encode(None)
+        for packet in packets:
+            out.mux(_with_nal(packet, sei, lambda header: (header >> 1) & 0x3F < 32))
