@@ -223,6 +223,7 @@ def test_animation_restored_into_a_video(src_suffix, dst_suffix, size, codec, pi
         assert main(["restore", str(src), "-o", str(dst), "--model", str(tiny_checkpoint), "--steps", "1",
                      "--backend", "eager", "--no-progress"]) == 0
     assert ("the alpha channel (transparency) is not kept" in caplog.text) == transparent
+    assert not transparent or f"in{src_suffix}.mkv: the alpha channel" in caplog.text   # names the user's file
     assert ("is an odd size, so the video is 4:4:4" in caplog.text) == (pix_fmt == "yuv444p")
     av = pytest.importorskip("av")
     with av.open(str(dst)) as c:

@@ -86,7 +86,7 @@ def restore_animation_video(engine, src, dst, **options):
     # Beside the output (where its bytes are expected), hidden: not a small /tmp.
     dst.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".irflow-animation-", dir=dst.parent) as folder:
-        clip = Path(folder) / f"{src.stem}.mkv"
+        clip = Path(folder) / f"{src.name}.mkv"   # warnings about the clip then name the animation's file
         write_raw_clip(clip, animation)
         codec = options.pop("codec", None) or usual_video_encoder(Path(folder), dst.suffix)
         h, w = animation.frames[0].shape[:2]
