@@ -146,6 +146,8 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         init = resolve(cfg.model, seed=cfg.seed)
         self.model_config: ModelConfig = init.config
+        # A fine-tune's header names the base's architecture preset and counts the base's steps too.
+        self.base = None if init.random_weights else init.meta
         self.model = ConditionalUNet.from_config(self.model_config)
         self.model.load_state_dict(init.state_dict)
         self.model.to(self.device).train()
@@ -196,9 +198,15 @@ class Trainer:
     def meta(self) -> CheckpointMeta:
         cfg = self.cfg
         degradation = None if cfg.lq_dir else {"name": cfg.degradation, "level_range": list(cfg.level_range)}
-        return CheckpointMeta(preset=cfg.model if not os.path.exists(cfg.model) else None, task=cfg.task,
-                              degradation=degradation, training_data=cfg.data, default_steps=cfg.default_steps,
-                              default_solver="euler", extra={"train_steps": self.step})
+        preset, extra = (cfg.model if not os.path.exists(cfg.model) else None), {"train_steps": self.step}
+        if self.base is not None:
+            base_steps = self.base.extra.get("train_steps", 0)
+            base_steps = base_steps if isinstance(base_steps, int) else 0
+            preset = self.base.preset
+            extra = {"train_steps": base_steps + self.step, "fine_tuned_from": os.path.basename(cfg.model),
+                     "fine_tune_steps": self.step}
+        return CheckpointMeta(preset=preset, task=cfg.task, degradation=degradation, training_data=cfg.data,
+                              default_steps=cfg.default_steps, default_solver="euler", extra=extra)
 
     # -- one step ---------------------------------------------------------------------------
 

@@ -73,6 +73,17 @@ def test_run_writes_loadable_checkpoints_and_log(tmp_path, tiny_checkpoint, tiny
     assert json.loads((run / "config.json").read_text())["steps"] == 4
 
 
+def test_fine_tune_header_counts_the_base_steps(tmp_path, tiny_checkpoint, tiny_data):
+    """Fine-tuning a trained checkpoint for 2 steps: the header keeps the base's architecture preset,
+    counts 4 + 2 training steps and names the base (before: no preset, 2 steps)."""
+    Trainer(_config(tmp_path, tiny_checkpoint, tiny_data)).run(progress=False)
+    base = tmp_path / "run" / "ema.safetensors"
+    Trainer(_config(tmp_path, base, tiny_data, out_dir=str(tmp_path / "ft"), steps=2)).run(progress=False)
+    meta = load_checkpoint(tmp_path / "ft" / "ema.safetensors").meta
+    assert meta.preset == load_checkpoint(base).meta.preset
+    assert meta.extra == {"train_steps": 6, "fine_tuned_from": "ema.safetensors", "fine_tune_steps": 2}
+
+
 def test_resume_is_exact(tmp_path, tiny_checkpoint, tiny_data):
     straight = Trainer(_config(tmp_path / "a", tiny_checkpoint, tiny_data))
     expected = [straight.train_step()["loss"] for _ in range(4)]
