@@ -383,3 +383,17 @@ def _scaled_at(trainer, factors):
         return loss * factors.get(trainer.step + 1, 1.0), v, c
 
     return losses
+
+
+def test_shipped_training_configs_load():
+    """Every recipe in configs/ (make train-defaults, the GPU and fine-tune recipes of docs/MODELS.md)
+    is a valid TrainConfig whose starting model resolves (a preset or a bundled model)."""
+    from pathlib import Path
+
+    from irflow_engine.checkpoint import resolve
+
+    paths = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.json"))
+    assert len(paths) >= 4
+    for path in paths:
+        cfg = TrainConfig.from_json(path)
+        assert resolve(cfg.model).config.nf == 16, path.name
