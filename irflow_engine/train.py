@@ -5,7 +5,8 @@ The objective has the paper's three parts:
    time t uniform in {0, …, T};
 2. cumulative velocity: loss ‖D(x_t, t) − (x_t − x0)‖ (L1 or L2) at x_t = (t/T)·y + (1 − t/T)·x0;
 3. multi-step consistency: K uniform in [k_min, k_max], the uniform K-step Euler sampler run from
-   y, plus λ·‖x̂0 − x0‖. Unlike the reference (which computes it under no_grad), this term
+   y (or, with `consistency_schedule="euler"`, the engine's own K-step Euler: the reference's
+   tables for K ≤ 4), plus λ·‖x̂0 − x0‖. Unlike the reference (which computes it under no_grad), this term
    backpropagates, through the last `consistency_grad_steps` steps (0 = all) to bound memory.
 EMA of the weights (β every `ema_every` steps, with an optional warm-up), Adam, cosine learning-rate decay with warm-up,
 optional global gradient-norm clipping, autocast on CUDA. A step whose loss is non-finite or jumps
@@ -40,13 +41,18 @@ from .checkpoint import CheckpointMeta, resolve, save_checkpoint
 from .config import FLOW_T, ModelConfig
 from .datasets import PatchSource, PatchStream, load_image_set, paired_folders
 from .degrade import DEGRADATIONS, LEVEL_RANGES
-from .flow import interpolate, uniform_euler_schedule
+from .flow import euler_schedule, interpolate, uniform_euler_schedule
 from .models import ConditionalUNet
 
 STATE_FILE = "train_state.pt"
 TIME_PROBE_STEPS = 40  # with time_budget_s: steps run before the total is fitted (the second half is timed)
 LOG_FILE = "log.jsonl"
 DIVERGENCE_WARMUP = 20  # steps whose loss only feeds the running mean of the divergence check
+
+
+# The K-step sampler the consistency term runs: the paper's uniform Euler, or the engine's Euler
+# (the reference's hand-tuned tables for K <= 4), which trains the path that inference takes.
+CONSISTENCY_SCHEDULES = {"uniform": uniform_euler_schedule, "euler": euler_schedule}
 
 
 @dataclass
@@ -73,6 +79,7 @@ class TrainConfig:
     consistency_k_min: int = 2
     consistency_k_max: int = 10
     consistency_grad_steps: int = 1          # steps at the end of the sampler that carry gradient
+    consistency_schedule: str = "uniform"    # uniform (the paper's) | euler (the engine's: tables for K <= 4)
     grad_clip: Optional[float] = None        # clip the gradients' global L2 norm to this (None: off)
     divergence_factor: Optional[float] = 20.0  # stop when a step's loss exceeds this × its running mean
     divergence_rollbacks: int = 0            # instead of stopping: back to the last checkpoint, lr × 0.5
@@ -105,6 +112,9 @@ class TrainConfig:
             raise ValueError("smooth_fraction needs synthetic mode (clean images + degradation), not lq_dir")
         if not 1 <= self.consistency_k_min <= self.consistency_k_max:
             raise ValueError("need 1 <= consistency_k_min <= consistency_k_max")
+        if self.consistency_schedule not in CONSISTENCY_SCHEDULES:
+            raise ValueError(f"consistency_schedule must be one of {sorted(CONSISTENCY_SCHEDULES)}, "
+                             f"got {self.consistency_schedule!r}")
         if self.bundle_weights not in ("ema", "model"):
             raise ValueError(f"bundle_weights must be ema or model, got {self.bundle_weights!r}")
         if self.amp not in ("auto", "bf16", "fp16", "off"):
@@ -228,7 +238,7 @@ class Trainer:
         consistency = torch.zeros((), device=self.device)
         if cfg.consistency_weight > 0:
             k = int(torch.randint(cfg.consistency_k_min, cfg.consistency_k_max + 1, (1,), generator=self.gen))
-            plan = uniform_euler_schedule(k).plan
+            plan = CONSISTENCY_SCHEDULES[cfg.consistency_schedule](k).plan
             with_grad = k if cfg.consistency_grad_steps <= 0 else min(k, cfg.consistency_grad_steps)
             x = lq
             for i, step in enumerate(plan):

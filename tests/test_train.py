@@ -138,11 +138,25 @@ def test_consistency_term_has_gradient(tmp_path, tiny_checkpoint, tiny_data, gra
     assert trainer.model.init_conv.weight.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("schedule, times", [("uniform", [1000, 666, 333]), ("euler", [1000, 200, 100])])
+def test_consistency_schedule_sets_the_sampler_times(tmp_path, tiny_checkpoint, tiny_data, schedule, times):
+    trainer = Trainer(_config(tmp_path, tiny_checkpoint, tiny_data, consistency_k_min=3, consistency_k_max=3,
+                              consistency_schedule=schedule))
+    seen = []
+    trainer.model.register_forward_pre_hook(lambda _m, args: seen.append(args[1]))
+    lq, gt = next(iter(trainer.loader))
+    trainer.losses(lq, gt)
+    assert len(seen) == 4 and torch.is_tensor(seen[0])   # the velocity term: one random t per sample
+    assert [int(t) for t in seen[1:]] == times
+
+
 def test_bad_config(tmp_path, tiny_checkpoint, tiny_data):
     with pytest.raises(ValueError, match="degradation"):
         _config(tmp_path, tiny_checkpoint, tiny_data, degradation="fog")
     with pytest.raises(ValueError, match="consistency_k_min"):
         _config(tmp_path, tiny_checkpoint, tiny_data, consistency_k_min=5, consistency_k_max=2)
+    with pytest.raises(ValueError, match="consistency_schedule"):
+        _config(tmp_path, tiny_checkpoint, tiny_data, consistency_schedule="heun")
     with pytest.raises(ValueError, match="divergence_factor"):
         _config(tmp_path, tiny_checkpoint, tiny_data, divergence_factor=1.0)
     with pytest.raises(ValueError, match="grad_clip"):

@@ -78,11 +78,16 @@ def parse_mastering_display(data: bytes) -> Tuple:
     return primaries, white, luminance
 
 
+def _side_data(frame):
+    """(type name, item) for each side-data item of a decoded PyAV frame."""
+    for item in getattr(frame, "side_data", ()) or ():
+        yield getattr(item.type, "name", str(item.type)), item
+
+
 def from_frame(frame) -> Optional[HdrMetadata]:
     """The HDR10 static metadata a decoded PyAV frame carries as side data, or None."""
     display = light = None
-    for item in getattr(frame, "side_data", ()) or ():
-        name = getattr(item.type, "name", str(item.type))
+    for name, item in _side_data(frame):
         if name == "MASTERING_DISPLAY_METADATA":
             display = parse_mastering_display(bytes(item))
         elif name == "CONTENT_LIGHT_LEVEL":
@@ -100,11 +105,7 @@ DYNAMIC_METADATA = {"DYNAMIC_HDR_PLUS": "HDR10+ (SMPTE ST 2094-40)", "DOVI_METAD
 
 def dynamic_metadata(frame) -> Optional[str]:
     """The name of the dynamic HDR metadata a decoded PyAV frame carries, or None."""
-    for item in getattr(frame, "side_data", ()) or ():
-        name = DYNAMIC_METADATA.get(getattr(item.type, "name", str(item.type)))
-        if name:
-            return name
-    return None
+    return next((DYNAMIC_METADATA[name] for name, _ in _side_data(frame) if name in DYNAMIC_METADATA), None)
 
 
 def encoder_params(codec: str, hdr: HdrMetadata, options: Dict[str, str]) -> Optional[Dict[str, str]]:
