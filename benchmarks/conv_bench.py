@@ -9,8 +9,9 @@ Two measurements in one process, on one card:
    pointer-gather conv, (e) the Triton conv as `conv3x3` picks it (TMA on Hopper) alone and (f)
    with FiLM+SiLU fused; times are medians of `triton.testing.do_bench`,
    weighted by how often the shape occurs in one network evaluation;
-2. whole loop: the "triton" backend's captured K-step loop with conv = cudnn (benchmark off/on)
-   and conv = triton, median of timed graph replays after prepare().
+2. whole loop: the "triton" backend's captured K-step loop with conv = cudnn (benchmark off/on),
+   conv = triton, and conv = cudnn with the decoder's literal nearest upsample instead of the
+   folded sub-pixel 2×2 conv (upsample = nearest), median of timed graph replays after prepare().
 
     python benchmarks/conv_bench.py --model irflow-unet64 --resolution 1280x720 --steps 3 --json out.json
 """
@@ -98,18 +99,20 @@ def per_layer(counts, device, dtype):
 
 def whole_loop(model_name, height, width, steps, device, precision, variants, iters):
     results = []
-    for conv, bench in variants:
+    for conv, bench, upsample in variants:
         try:
-            results.append(_time_loop(model_name, height, width, steps, device, precision, conv, bench, iters))
+            results.append(_time_loop(model_name, height, width, steps, device, precision, conv, bench, upsample,
+                                      iters))
         except Exception as e:  # one variant failing (e.g. a kernel that does not compile) is a result too
-            results.append({"conv": conv, "cudnn_benchmark": bench, "precision": precision, "steps": steps,
-                            "error": f"{type(e).__name__}: {e}"})
-            print(f"  loop conv={conv} cudnn.benchmark={bench}: FAILED {type(e).__name__}: {e}", flush=True)
+            results.append({"conv": conv, "cudnn_benchmark": bench, "upsample": upsample, "precision": precision,
+                            "steps": steps, "error": f"{type(e).__name__}: {e}"})
+            print(f"  loop conv={conv} cudnn.benchmark={bench} upsample={upsample}: FAILED "
+                  f"{type(e).__name__}: {e}", flush=True)
         torch.cuda.empty_cache()
     return results
 
 
-def _time_loop(model_name, height, width, steps, device, precision, conv, bench, iters):
+def _time_loop(model_name, height, width, steps, device, precision, conv, bench, upsample, iters):
     """Median ms of `iters` timed replays of one variant's captured loop, after prepare()."""
     from irflow_engine.backends.triton import TritonBackend
     from irflow_engine.checkpoint import resolve
@@ -117,7 +120,7 @@ def _time_loop(model_name, height, width, steps, device, precision, conv, bench,
 
     model = resolve(model_name).build_model().eval()
     backend = TritonBackend(model, make_schedule(steps, "euler"), precision, device, conv=conv,
-                            cudnn_benchmark=bench)
+                            cudnn_benchmark=bench, upsample=upsample)
     y = torch.rand(1, 3, height, width, device=device)
     t0 = time.perf_counter()
     backend.prepare(tuple(y.shape))
@@ -133,9 +136,9 @@ def _time_loop(model_name, height, width, steps, device, precision, conv, bench,
         end.record()
         torch.cuda.synchronize()
         ms.append(start.elapsed_time(end))
-    row = {"conv": conv, "cudnn_benchmark": bench, "precision": precision, "steps": steps,
+    row = {"conv": conv, "cudnn_benchmark": bench, "upsample": upsample, "precision": precision, "steps": steps,
            "prep_s": prep, "ms_p50": statistics.median(ms), "ms_min": min(ms)}
-    print(f"  loop conv={conv:6s} cudnn.benchmark={bench!s:5s} {precision} K={steps}: "
+    print(f"  loop conv={conv:6s} cudnn.benchmark={bench!s:5s} upsample={upsample:8s} {precision} K={steps}: "
           f"{row['ms_p50']:.2f} ms (min {min(ms):.2f}; prepare {prep:.1f} s)", flush=True)
     return row
 
@@ -148,12 +151,15 @@ def main(argv=None) -> int:
     p.add_argument("--iters", type=int, default=10)
     p.add_argument("--precisions", default="fp16,bf16")
     p.add_argument("--skip-layers", action="store_true", help="only the whole-loop timings")
-    p.add_argument("--variants", default="cudnn,cudnn+bench,triton",
-                   help="whole-loop variants: cudnn (heuristic algorithms), cudnn+bench (cudnn.benchmark "
-                        "before capture), triton (the Triton 3x3 conv with fused epilogues)")
+    p.add_argument("--variants", default="cudnn,cudnn+nearest,cudnn+bench,triton",
+                   help="whole-loop variants: cudnn (heuristic algorithms), cudnn+nearest (the same with the "
+                        "literal nearest upsample + 3x3 conv instead of the folded sub-pixel 2x2 conv), "
+                        "cudnn+bench (cudnn.benchmark before capture), triton (the Triton 3x3 conv with "
+                        "fused epilogues)")
     p.add_argument("--json")
     args = p.parse_args(argv)
-    known = {"cudnn": ("cudnn", False), "cudnn+bench": ("cudnn", True), "triton": ("triton", True)}
+    known = {"cudnn": ("cudnn", False, "subpixel"), "cudnn+nearest": ("cudnn", False, "nearest"),
+             "cudnn+bench": ("cudnn", True, "subpixel"), "triton": ("triton", True, "subpixel")}
     try:
         variants = [known[v] for v in args.variants.split(",")]
     except KeyError as e:

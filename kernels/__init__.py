@@ -10,6 +10,7 @@ a `torch.channels_last` N×C×H×W tensor), stores fp32, fp16 or bf16, and accum
     silu_residual.py       SiLU(h) + residual                 (ResBlock block 2 epilogue)
     upsample_nearest.py    nearest 2× upsampling, channels-last (the decoder's Upsample)
     concat_channels.py     [a, b] along C (the U-Net skip concatenations)
+    subpixel_concat.py     [interleaved 2×2-conv phases + bias, skip] along C (upsample + conv, folded)
     channel_layernorm.py   (+ bias,) LayerNorm over C, gain, (+ residual) (PreNorm; attention output)
     linear_attention.py    softmaxes, k·vᵀ context, contextᵀ·q (the attention core)
     velocity_euler.py      3×3 velocity head + x ← x − w·D     (end of every network step)

@@ -25,6 +25,17 @@ def elementwise_block(numel: int, on_gpu: bool) -> int:
     return 1024 if on_gpu else min(8192, next_power_of_2(numel))
 
 
+def row_block(pixels: int, block_c: int, on_gpu: bool) -> int:
+    """Pixels per program for the row-copy kernels (a BLOCK_P × BLOCK_C tile of whole pixels).
+
+    GPU: 4096 elements per program. The CPU interpreter pays per program, so it gets fewer,
+    larger ones (up to 65536 elements).
+    """
+    if on_gpu:
+        return max(1, 4096 // block_c)
+    return max(1, min(next_power_of_2(pixels), 65536 // block_c))
+
+
 def check_tensor(name: str, t, *, ndim: int, dtypes: Sequence[torch.dtype] = STORAGE_DTYPES,
                  device: Optional[torch.device] = None) -> None:
     """`t` is a contiguous tensor with `ndim` dimensions, one of `dtypes`, on `device`."""

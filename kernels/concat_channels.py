@@ -20,7 +20,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .checks import check_shape, check_tensor, next_power_of_2
+from .checks import check_shape, check_tensor, next_power_of_2, row_block
 
 MAX_CHANNELS = 8192
 
@@ -65,10 +65,7 @@ def concat_channels(a: torch.Tensor, b: torch.Tensor, out: Optional[torch.Tensor
     if p == 0 or ca + cb == 0:
         return out
     block_c = next_power_of_2(ca + cb)
-    if a.is_cuda:
-        block_p = max(1, 4096 // block_c)
-    else:  # the interpreter pays per program: few, large ones
-        block_p = max(1, min(next_power_of_2(p), 65536 // block_c))
+    block_p = row_block(p, block_c, a.is_cuda)
     _concat_channels_kernel[(triton.cdiv(p, block_p),)](a, b, out, p, ca, cb, BLOCK_P=block_p, BLOCK_C=block_c,
                                                         num_warps=4 if block_p * block_c <= 4096 else 8)
     return out

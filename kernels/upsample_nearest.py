@@ -21,7 +21,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .checks import check_shape, check_tensor, next_power_of_2
+from .checks import check_shape, check_tensor, next_power_of_2, row_block
 
 
 @triton.jit
@@ -59,10 +59,7 @@ def upsample_nearest2x(x: torch.Tensor, out: Optional[torch.Tensor] = None) -> t
     if p == 0 or c == 0:
         return out
     block_c = min(128, next_power_of_2(c))
-    if x.is_cuda:
-        block_p = max(1, 4096 // block_c)
-    else:  # the interpreter pays per program: few, large ones
-        block_p = max(1, min(next_power_of_2(p), 65536 // block_c))
+    block_p = row_block(p, block_c, x.is_cuda)
     grid = (triton.cdiv(p, block_p), triton.cdiv(c, block_c))
     _upsample_nearest2x_kernel[grid](x, out, p, h, w, c, BLOCK_P=block_p, BLOCK_C=block_c, num_warps=4)
     return out

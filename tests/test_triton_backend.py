@@ -62,6 +62,15 @@ def test_triton_equals_eager_fp32(device, golden_model, lq, steps):
     assert torch.equal(y.cpu(), lq), "the input must not be modified"
 
 
+def test_triton_nearest_upsample_equals_eager(device, golden_model, lq):
+    """upsample="nearest": the literal upsample → 3×3 conv → concatenation (the default folds them)."""
+    schedule = make_schedule(1, "euler")
+    eager = build_backend("eager", golden_model, schedule, "fp32", device)
+    fused = TritonBackend(golden_model, schedule, "fp32", device, upsample="nearest")
+    y = lq.to(device)
+    assert rel_err(fused.restore(y).cpu(), eager.restore(y).cpu()) <= FP32_TOL
+
+
 def test_triton_fp16_close_to_eager_fp32(device, golden_model, lq):
     eager, fused = _pair(golden_model, make_schedule(1, "euler"), "fp16", device)
     y = lq.to(device)
@@ -103,6 +112,8 @@ def test_a_failed_capture_is_retried_once_then_reported(device, golden_model, mo
 def test_unknown_conv_impl_is_an_error(device, golden_model):
     with pytest.raises(ValueError, match="unknown convolution implementation 'winograd'"):
         TritonBackend(golden_model, make_schedule(1), "fp32", device, conv="winograd")
+    with pytest.raises(ValueError, match="unknown upsampling implementation 'bilinear'.*subpixel"):
+        TritonBackend(golden_model, make_schedule(1), "fp32", device, upsample="bilinear")
 
 
 @pytest.mark.parametrize("steps", [2, 3])  # K = 2: Euler + paired step; K = 3: Heun steps
@@ -184,7 +195,8 @@ def test_graph_cache_is_a_bounded_lru_that_releases():
 
 def test_fused_loop_leaves_no_glue_to_pytorch(device, golden_model):
     """The skip concatenations, the nearest upsampling and the attention output bias run inside
-    our kernels: the loop calls no torch.cat / interpolate, and no 1×1 conv carries a bias."""
+    our kernels: the loop calls no torch.cat / interpolate, and no 1×1 conv carries a bias; each
+    decoder upsample + 3×3 conv is one bias-free 2×2 conv (its bias added by the concatenation)."""
     from torch.utils._python_dispatch import TorchDispatchMode
 
     from irflow_engine.backends.fused_unet import FusedSampler
@@ -208,3 +220,4 @@ def test_fused_loop_leaves_no_glue_to_pytorch(device, golden_model):
     assert not [s for s in seen if s.startswith(("aten.cat", "aten.upsample", "aten._upsample"))]
     assert "conv1x1" in seen and "conv1x1+bias" not in seen
     assert "conv3x3" in seen
+    assert seen.count("conv2x2") == golden_model.depth - 1 and "conv3x3+bias" not in seen

@@ -14,8 +14,14 @@ Built once per (model, schedule, precision, device) by the "triton" backend:
   SiLU+residual after its second, channel LayerNorm (the output norm fused with the attention
   block's residual add), the linear-attention core, and the velocity head fused with the
   Euler/Heun update; PyTorch's own glue between the convolutions is replaced too: the skip
-  concatenations (`concat_channels`), the decoder's nearest 2× upsampling (`upsample_nearest2x`),
-  and the attention output projection's bias add (folded into the output norm's kernel).
+  concatenations (`concat_channels`) and the attention output projection's bias add (folded into
+  the output norm's kernel).
+- **The decoder's upsampling, folded.** Nearest 2× upsampling followed by a 3×3 conv equals a 2×2
+  conv of the low-resolution map with four output phases (`subpixel_concat.fold_upsample_conv`,
+  2.25× fewer multiply-adds, no 4×-sized upsampled map); the next skip concatenation interleaves
+  the phases and adds the bias as it copies (`subpixel_concat`). `upsample="nearest"` keeps the
+  literal upsample (`upsample_nearest2x`) → 3×3 conv → concatenation instead (not measured
+  against each other on a GPU yet; `benchmarks/conv_bench.py` times both).
   With `conv="triton"` every 3×3 stride-1 convolution runs on the Triton
   implicit-GEMM kernel instead, with the ResBlock epilogues (FiLM+SiLU, SiLU+residual) fused
   into it; the other convolutions (7×7 stem, 4×4 stride-2 downsamples, 1×1) stay on cuDNN.
@@ -40,6 +46,7 @@ from ..kernels.conv3x3 import conv3x3, pack_conv3x3_weight
 from ..kernels.film_silu import film_silu
 from ..kernels.linear_attention import linear_attention
 from ..kernels.silu_residual import silu_residual
+from ..kernels.subpixel_concat import fold_upsample_conv, subpixel_concat
 from ..kernels.upsample_nearest import upsample_nearest2x
 from ..kernels.velocity_euler import pack_velocity_weight, velocity_euler
 from ..models.unet import ConditionalUNet, ResBlock, reflect_pad, unet_walk
@@ -56,11 +63,26 @@ def _channels_last(t: torch.Tensor) -> torch.Tensor:
     return t.contiguous(memory_format=CHANNELS_LAST)
 
 
-def _cat_channels_last(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """torch.cat([a, b], dim=1) of channels-last maps, on the Triton copy kernel."""
-    n, ca, h, w = a.shape
-    out = torch.empty((n, ca + b.shape[1], h, w), dtype=a.dtype, device=a.device, memory_format=CHANNELS_LAST)
-    concat_channels(_nhwc(_channels_last(a)), _nhwc(_channels_last(b)), out=_nhwc(out))
+class SubpixelPhases:
+    """An upsampling conv's output not yet interleaved: N×4C×(H+1)×(W+1) channels-last phases of
+    the 2×2 folded conv, and the fp32 bias still to add (see `subpixel_concat`)."""
+
+    def __init__(self, phases: torch.Tensor, bias: torch.Tensor):
+        self.phases, self.bias = phases, bias
+
+
+def _cat_channels_last(a, b: torch.Tensor) -> torch.Tensor:
+    """torch.cat([a, b], dim=1) of channels-last maps, on the Triton copy kernels; `a` may be
+    `SubpixelPhases`, interleaved (and its bias added) on the way."""
+    n, cb, h, w = b.shape
+    b = _nhwc(_channels_last(b))
+    if isinstance(a, SubpixelPhases):
+        ca = a.phases.shape[1] // 4
+        out = torch.empty((n, ca + cb, h, w), dtype=b.dtype, device=b.device, memory_format=CHANNELS_LAST)
+        subpixel_concat(_nhwc(a.phases), b, a.bias, out=_nhwc(out))
+        return out
+    out = torch.empty((n, a.shape[1] + cb, h, w), dtype=a.dtype, device=a.device, memory_format=CHANNELS_LAST)
+    concat_channels(_nhwc(_channels_last(a)), b, out=_nhwc(out))
     return out
 
 
@@ -172,11 +194,25 @@ class _FusedAttention:
         return y
 
 
+UPSAMPLE_IMPLS = ("subpixel", "nearest")
+
+
 class _Upsample:
-    def __init__(self, seq, dtype, conv_impl: str = "cudnn"):
-        self.conv = make_conv(seq[1], dtype, conv_impl)
+    """Nearest 2× upsampling + 3×3 conv: "subpixel" returns the folded 2×2 conv's `SubpixelPhases`
+    (the next concatenation interleaves them); "nearest" upsamples, then convolves."""
+
+    def __init__(self, seq, dtype, conv_impl: str = "cudnn", impl: str = "subpixel"):
+        conv = seq[1]
+        self.impl = impl
+        if impl == "subpixel":
+            self.weight = _channels_last(fold_upsample_conv(conv.weight).to(dtype))
+            self.bias = conv.bias.detach().float().contiguous()
+        else:
+            self.conv = make_conv(conv, dtype, conv_impl)
 
     def __call__(self, x):
+        if self.impl == "subpixel":
+            return SubpixelPhases(_channels_last(F.conv2d(x, self.weight, None, 1, 1)), self.bias)
         n, c, h, w = x.shape
         up = torch.empty((n, c, 2 * h, 2 * w), dtype=x.dtype, device=x.device, memory_format=CHANNELS_LAST)
         upsample_nearest2x(_nhwc(x), out=_nhwc(up))
@@ -191,9 +227,11 @@ class FusedUNet:
     """
 
     def __init__(self, model: ConditionalUNet, times: Sequence[int], dtype: torch.dtype,
-                 device: torch.device, conv_impl: str = "cudnn"):
+                 device: torch.device, conv_impl: str = "cudnn", upsample: str = "subpixel"):
         if conv_impl not in CONV_IMPLS:
             raise ValueError(f"unknown convolution implementation {conv_impl!r}; choose one of {CONV_IMPLS}")
+        if upsample not in UPSAMPLE_IMPLS:
+            raise ValueError(f"unknown upsampling implementation {upsample!r}; choose one of {UPSAMPLE_IMPLS}")
         model = model.to(device).eval().requires_grad_(False)
         self.dtype = dtype
         self.pad_multiple = model.config.pad_multiple
@@ -215,7 +253,7 @@ class FusedUNet:
             self.ups = []
             for block1, block2, attn, up in model.ups:
                 up_op = (make_conv(up, dtype, conv_impl) if isinstance(up, torch.nn.Conv2d)
-                         else _Upsample(up, dtype, conv_impl))
+                         else _Upsample(up, dtype, conv_impl, upsample))
                 self.ups.append((res(block1), res(block2), _FusedAttention(attn, dtype), up_op))
             self.final_res_block = res(model.final_res_block)
             self.head_weight = pack_velocity_weight(model.final_conv.weight, dtype)
@@ -238,9 +276,9 @@ class FusedSampler:
     """The schedule's K-step loop on a `FusedUNet`; evaluation e uses the e-th folded time."""
 
     def __init__(self, model: ConditionalUNet, schedule: Schedule, dtype: torch.dtype, device: torch.device,
-                 conv_impl: str = "cudnn"):
+                 conv_impl: str = "cudnn", upsample: str = "subpixel"):
         self.schedule = schedule
-        self.net = FusedUNet(model, schedule.times, dtype, device, conv_impl)
+        self.net = FusedUNet(model, schedule.times, dtype, device, conv_impl, upsample)
 
     def run(self, y: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """x̂0 from fp32 contiguous N×3×H×W `y`, written into `out` (same shape, fp32); `y` is kept."""

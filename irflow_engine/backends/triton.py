@@ -117,8 +117,10 @@ class TritonBackend(Backend):
     warmup_runs = 2
 
     def __init__(self, model, schedule, precision, device, *, max_graphs: Optional[int] = None,
-                 conv: str = "cudnn", cudnn_benchmark: Optional[bool] = None):
+                 conv: str = "cudnn", cudnn_benchmark: Optional[bool] = None, upsample: str = "subpixel"):
         """`conv`: "cudnn" or "triton" (3×3 convs on the Triton kernel with fused epilogues);
+        `upsample`: "subpixel" (the decoder's upsample + 3×3 conv folded into a 2×2 conv whose
+        phases the next concatenation interleaves) or "nearest" (upsample, then the 3×3 conv);
         `cudnn_benchmark`: True lets cuDNN time its algorithms for each shape during the warm-up
         runs before capture, False forbids it (torch.backends.cudnn.benchmark, set only around the
         warm-up and capture); None (default) keeps the application's setting."""
@@ -129,7 +131,7 @@ class TritonBackend(Backend):
         from .fused_unet import FusedSampler  # imports Triton: only once it is known to work
 
         self.dtype = STORAGE_DTYPES[precision]
-        self.sampler = FusedSampler(model, schedule, self.dtype, self.device, conv)
+        self.sampler = FusedSampler(model, schedule, self.dtype, self.device, conv, upsample)
         self.cudnn_benchmark = cudnn_benchmark
         self.cuda_graphs = self.device.type == "cuda"
         self._lock = threading.Lock()
