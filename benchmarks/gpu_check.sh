@@ -72,11 +72,12 @@ timeout "${PROFILE_TIMEOUT:-150}" "$py" benchmarks/triton_check.py --profile-onl
   || { echo "PROFILE FAILED"; tail -5 "$work/profile.log"; }
 sed -n '/== where the time goes/,$p' "$work/profile.log" | grep -v "^ *$" | head -50
 # The whole captured loop with cuDNN's heuristic vs benchmarked algorithms vs the Triton 3×3 conv
-# (TMA on Hopper; CONV_VARIANTS chooses; CONV_LAYERS=1 adds the per-layer comparison).
+# (TMA on Hopper), and the folded sub-pixel upsample vs the literal one (cudnn+nearest);
+# CONV_VARIANTS chooses; CONV_LAYERS=1 adds the per-layer comparison.
 if [[ "${CONV_BENCH:-1}" == 1 ]]; then
   layers=(--skip-layers); [[ "${CONV_LAYERS:-0}" == 1 ]] && layers=()
   timeout "${CONV_TIMEOUT:-200}" "$py" benchmarks/conv_bench.py --resolution "${res%%,*}" "${layers[@]}" \
-    --variants "${CONV_VARIANTS:-cudnn,cudnn+bench,triton}" --precisions "${CONV_PRECISIONS:-fp16}" \
+    --variants "${CONV_VARIANTS:-cudnn,cudnn+nearest,cudnn+bench,triton}" --precisions "${CONV_PRECISIONS:-fp16}" \
     --json "$work/conv_bench.json" > "$work/conv_bench.log" 2>&1 \
     || { tail -5 "$work/conv_bench.log"; echo "CONV BENCH FAILED or timed out"; }
   grep -E "^ |^==|per evaluation|^ *[0-9]" "$work/conv_bench.log" | head -40
@@ -117,12 +118,14 @@ if not rows:
 order = {"eager": 0, "compile": 1, "triton": 2}
 rows.sort(key=lambda r: (r["width"], r["steps"], order.get(r["backend"], 9), r["precision"]))
 ms = {(r["backend"], r["precision"], r["width"], r["steps"]): r["ms_per_frame_p50"] for r in rows}
+err = {(r["backend"], r["precision"], r["width"], r["steps"]): (r.get("rel_err"), r.get("rel_err_vs")) for r in rows}
 print(f"\n== irflow-unet64, batch 1, {device}")
 for (b, p, w, k), t in sorted(ms.items()):
     if b == "triton":
         base = ms.get(("compile", "fp16", w, k))
         vs = f"{base / t:.2f}x vs compile fp16 ({base:.1f} ms)" if base else "compile fp16 missing"
-        print(f"triton {p} {w}px K={k}: {t:.1f} ms/frame, {vs}")
+        e, ref = err[(b, p, w, k)]
+        print(f"triton {p} {w}px K={k}: {t:.1f} ms/frame, {vs}" + (f"; rel err {e:.1e} vs {ref}" if ref else ""))
 print("ceiling (TFLOP/s): " + ", ".join(f"{p} {c:.1f}" for p, c in ceilings.items()))
 print(format_table(rows))
 PY

@@ -20,7 +20,7 @@ import platform
 import resource
 import sys
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -101,7 +101,8 @@ def _peak_memory_mib(device: torch.device) -> float:
 
 def bench_one(checkpoint, backend: str, precision: str, steps: int, solver: str, batch: int,
               resolution, device: torch.device, warmup: int, iters: int,
-              ceilings: Dict[str, Optional[float]]) -> dict:
+              ceilings: Dict[str, Optional[float]]) -> Tuple[dict, torch.Tensor]:
+    """One configuration's timing row, and its output for `y` (fp32, on the CPU) to compare."""
     from .engine import Engine
     from .config import EngineConfig
 
@@ -121,6 +122,7 @@ def bench_one(checkpoint, backend: str, precision: str, steps: int, solver: str,
     for _ in range(warmup):
         engine.restore_batch(y)
     times = np.array([_time_call(lambda: engine.restore_batch(y), device) for _ in range(iters)])
+    output = engine.restore_batch(y).float().cpu()
     ms_per_frame = times * 1e3 / batch
     p50 = float(np.percentile(ms_per_frame, 50))
     flops = flops_per_evaluation(checkpoint.config, batch, height, width) * engine.schedule.evaluations
@@ -139,7 +141,12 @@ def bench_one(checkpoint, backend: str, precision: str, steps: int, solver: str,
         "ceiling_tflops": ceiling,
         "pct_of_ceiling": 100.0 * tflops / ceiling if ceiling else None,
         "peak_memory_mib": _peak_memory_mib(device),
-    }
+    }, output
+
+
+def relative_error(output: torch.Tensor, reference: torch.Tensor) -> float:
+    """max |output − reference| / max |reference|."""
+    return float((output - reference).abs().max() / reference.abs().max().clamp_min(1e-12))
 
 
 COLUMNS = [
@@ -148,7 +155,7 @@ COLUMNS = [
     ("ms_per_frame_p50", "p50 ms", "{:.2f}"), ("ms_per_frame_p90", "p90 ms", "{:.2f}"),
     ("ms_per_frame_p99", "p99 ms", "{:.2f}"), ("frames_per_s", "frames/s", "{:.2f}"),
     ("tflops", "TFLOP/s", "{:.3f}"), ("pct_of_ceiling", "% ceil", "{:.1f}"),
-    ("peak_memory_mib", "peak MiB", "{:.0f}"),
+    ("peak_memory_mib", "peak MiB", "{:.0f}"), ("rel_err", "rel err", "{:.1e}"),
 ]
 
 
@@ -156,7 +163,7 @@ def format_table(rows: List[dict]) -> str:
     cells = [[title for _, title, _ in COLUMNS]]
     for r in rows:
         r = {**r, "res": f"{r['width']}x{r['height']}"}
-        cells.append(["-" if r[k] is None else fmt.format(r[k]) for k, _, fmt in COLUMNS])
+        cells.append(["-" if r.get(k) is None else fmt.format(r[k]) for k, _, fmt in COLUMNS])
     widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
     lines = ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -173,7 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="irflow-bench-latency",
         description="Time IR-Flow restoration for every combination of the listed backends, precisions, "
                     "step counts, batch sizes and resolutions; print a table (per-frame latency "
-                    "percentiles, frames/s, TFLOP/s, %% of a matmul ceiling, peak memory).",
+                    "percentiles, frames/s, TFLOP/s, %% of a matmul ceiling, peak memory, and 'rel err': "
+                    "max |out − ref| / max |ref| on the same input, where ref is the output of the first "
+                    "configuration run with the same K, batch and resolution).",
         epilog="GPU example: irflow-bench-latency --model irflow-unet64 --resolution 1280x720 "
                "--steps 3 --backend eager,compile --precision fp32,fp16 --json perf.json")
     p.add_argument("--model", default="irflow-unet32-d3",
@@ -236,17 +245,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
           f"(nf {checkpoint.config.nf}, depth {checkpoint.config.depth}), device {device} ({device_name}), "
           f"torch {torch.__version__}, {os.cpu_count()} CPUs, {args.iters} timed calls each", file=sys.stderr)
     rows, skipped = [], []
+    references: Dict[tuple, Tuple[str, torch.Tensor]] = {}   # (K, N, resolution) -> first run's output
     combos = [(b, p, k, n, r) for (b, p) in pairs
               for k, n, r in itertools.product(args.steps, args.batch, args.resolution)]
     for backend, precision, steps, batch, resolution in combos:
         print(f"  {backend} {precision} K={steps} N={batch} {resolution[0]}x{resolution[1]} …",
               file=sys.stderr, flush=True)
         try:
-            rows.append(bench_one(checkpoint, backend, precision, steps, args.solver, batch, resolution,
-                                  device, args.warmup, args.iters, ceilings))
+            row, output = bench_one(checkpoint, backend, precision, steps, args.solver, batch, resolution,
+                                    device, args.warmup, args.iters, ceilings)
         except BackendUnavailable as e:
             skipped.append(f"{backend} {precision}: {e}")
             print(f"    skipped: {e}", file=sys.stderr)
+            continue
+        ref_name, ref = references.setdefault((steps, batch, resolution), (f"{backend}:{precision}", output))
+        row["rel_err"] = None if ref is output else relative_error(output, ref)
+        row["rel_err_vs"] = None if ref is output else ref_name
+        rows.append(row)
     if not rows:
         print("irflow-bench-latency: error: no configuration could run", file=sys.stderr)
         return 1

@@ -42,12 +42,19 @@ def test_tiny_cpu_run_writes_json(tmp_path, tiny_checkpoint, capsys):
     assert "p50 ms" in table and "16x8" in table
 
 
-def test_explicit_runs(tiny_checkpoint, capsys):
+def test_explicit_runs(tiny_checkpoint, capsys, tmp_path):
+    out = tmp_path / "bench.json"
     rc = main(["--model", str(tiny_checkpoint), "--device", "cpu", "--resolution", "8x8", "--iters", "1",
-               "--runs", "eager:fp32,eager:bf16", "--no-ceiling"])
+               "--runs", "eager:fp32,eager:bf16", "--no-ceiling", "--json", str(out)])
     assert rc == 0
     lines = [l for l in capsys.readouterr().out.splitlines() if l.strip().startswith("eager")]
     assert [l.split()[1] for l in lines] == ["fp32", "bf16"]
+    # Each run's output is compared with the first run's on the same input: bf16 (8 bits of mantissa)
+    # differs from fp32 by more than fp32 rounding and less than 5 %.
+    fp32, bf16 = json.loads(out.read_text())["results"]
+    assert fp32["rel_err"] is None and fp32["rel_err_vs"] is None
+    assert 1e-4 < bf16["rel_err"] < 5e-2 and bf16["rel_err_vs"] == "eager:fp32"
+    assert lines[0].split()[-1] == "-" and float(lines[1].split()[-1]) == pytest.approx(bf16["rel_err"], rel=0.1)
 
 
 def test_bad_arguments(capsys):
