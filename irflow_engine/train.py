@@ -45,7 +45,9 @@ from .flow import euler_schedule, interpolate, uniform_euler_schedule
 from .models import ConditionalUNet
 
 STATE_FILE = "train_state.pt"
-TIME_PROBE_STEPS = 40  # with time_budget_s: steps run before the total is fitted (the second half is timed)
+# With time_budget_s: steps run before the total is first fitted (the second half is timed); with a
+# longer learning-rate warm-up it is fitted again at the warm-up's end, from all steps timed so far.
+TIME_PROBE_STEPS = 40
 LOG_FILE = "log.jsonl"
 DIVERGENCE_WARMUP = 20  # steps whose loss only feeds the running mean of the divergence check
 
@@ -151,6 +153,7 @@ class Trainer:
         from .engine import resolve_device
 
         self.cfg = cfg
+        self.steps_asked = cfg.steps             # with time_budget_s, cfg.steps is fitted at or below it
         self.out = Path(cfg.out_dir)
         self.device = resolve_device(cfg.device)
         torch.manual_seed(cfg.seed)
@@ -389,17 +392,30 @@ class Trainer:
     # -- the loop ---------------------------------------------------------------------------
 
     def fit_steps_to_budget(self, seconds_per_step: float, elapsed: float) -> int:
-        """With `time_budget_s`, lower `steps` so that the run ends within the budget.
+        """With `time_budget_s`, set `steps` (never above the steps asked for) so that the run ends
+        within the budget.
 
-        Called once, after `TIME_PROBE_STEPS` measured steps; the cosine schedule then decays over
-        the new total (the schedule reads `cfg.steps` at every step). Returns the new total, which
-        `config.json` records: rerunning with `--steps` that number repeats the run exactly.
+        Called after `TIME_PROBE_STEPS` steps and again at the end of a longer warm-up (`fit_points`);
+        the cosine schedule then decays over the new total (it reads `cfg.steps` at every step, and
+        the warm-up does not depend on it). Returns the new total, which `config.json` records:
+        rerunning with `--steps` that number repeats the run exactly.
         """
         cfg = self.cfg
         left = max(0.0, cfg.time_budget_s - elapsed)
         fitted = self.step + int(left / max(seconds_per_step, 1e-9))
-        cfg.steps = max(self.step + 1, min(cfg.steps, fitted))
+        cfg.steps = max(self.step + 1, min(self.steps_asked, fitted))
         return cfg.steps
+
+    def fit_points(self, start: int):
+        """(first timed step, steps at which the total is fitted) for a run (re)started at `start`.
+
+        The first fit comes after `TIME_PROBE_STEPS` steps, past compilation and warm-up of the
+        caches. A step's cost varies (the consistency term's K is drawn per step), so while the
+        learning-rate warm-up lasts (where the schedule does not depend on the total) the rate is
+        measured longer and the total fitted once more at its end.
+        """
+        first = start + TIME_PROBE_STEPS
+        return start + TIME_PROBE_STEPS // 2, sorted({first, max(first, self.cfg.warmup)})
 
     def run(self, progress: bool = True) -> dict:
         from tqdm import tqdm
@@ -409,7 +425,8 @@ class Trainer:
         (self.out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
         last = {}
         t0 = time.perf_counter()
-        probe = None if cfg.time_budget_s is None else (self.step + TIME_PROBE_STEPS // 2, None)
+        timed_from, fits = self.fit_points(self.step) if cfg.time_budget_s is not None else (None, [])
+        timer = None
         bar = tqdm(total=cfg.steps, initial=self.step, desc="train", unit="step", disable=not progress,
                    file=sys.stderr, dynamic_ncols=True)
         with open(self.out / LOG_FILE, "a") as log:
@@ -428,16 +445,14 @@ class Trainer:
                           f"learning rate x{self.lr_scale:g}", file=sys.stderr)
                     continue
                 bar.update(1)
-                if probe is not None:  # time steps [start + P/2, start + P): past compilation and warm-up
-                    if self.step == probe[0]:
-                        probe = (self.step, time.perf_counter())
-                    elif self.step == probe[0] + TIME_PROBE_STEPS // 2 and probe[1] is not None:
-                        rate = (time.perf_counter() - probe[1]) / (TIME_PROBE_STEPS // 2)
-                        bar.total = self.fit_steps_to_budget(rate, time.perf_counter() - t0)
-                        (self.out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
-                        print(f"irflow: {rate * 1e3:.1f} ms/step: {cfg.steps} steps fit the "
-                              f"{cfg.time_budget_s:g} s budget", file=sys.stderr)
-                        probe = None
+                if self.step == timed_from:
+                    timer = time.perf_counter()
+                elif timer is not None and self.step in fits:
+                    rate = (time.perf_counter() - timer) / (self.step - timed_from)
+                    bar.total = self.fit_steps_to_budget(rate, time.perf_counter() - t0)
+                    (self.out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+                    print(f"irflow: {rate * 1e3:.1f} ms/step over {self.step - timed_from} steps: "
+                          f"{cfg.steps} steps fit the {cfg.time_budget_s:g} s budget", file=sys.stderr)
                 if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                     last["seconds"] = round(time.perf_counter() - t0, 3)
                     log.write(json.dumps(last) + "\n")

@@ -192,8 +192,15 @@ def test_time_budget_fits_steps(tmp_path, tiny_checkpoint, tiny_data):
     trainer.step = 40
     assert trainer.fit_steps_to_budget(seconds_per_step=0.5, elapsed=10.0) == 40 + 40  # 20 s left
     assert trainer.cfg.steps == 80
-    assert trainer.fit_steps_to_budget(seconds_per_step=1e-6, elapsed=0.0) == 80      # never raises steps
+    # A later fit (the end of the warm-up) may move it either way, never past the steps asked for.
+    assert trainer.fit_steps_to_budget(seconds_per_step=0.25, elapsed=10.0) == 40 + 80
+    assert trainer.fit_steps_to_budget(seconds_per_step=1e-6, elapsed=0.0) == 10_000
     assert trainer.fit_steps_to_budget(seconds_per_step=1.0, elapsed=99.0) == 41      # over budget: stop next
+    # Fitted after the probe, and again at the end of a longer learning-rate warm-up.
+    assert trainer.fit_points(0) == (TIME_PROBE_STEPS // 2, [TIME_PROBE_STEPS])
+    trainer.cfg.warmup = 100
+    assert trainer.fit_points(0) == (TIME_PROBE_STEPS // 2, [TIME_PROBE_STEPS, 100])
+    assert trainer.fit_points(500) == (500 + TIME_PROBE_STEPS // 2, [500 + TIME_PROBE_STEPS])  # resumed
     # A real run: the total is fitted after the probe steps and recorded in config.json.
     cfg = _config(tmp_path / "b", tiny_checkpoint, tiny_data, steps=10_000, time_budget_s=1e-3,
                   checkpoint_every=1000)
@@ -201,6 +208,34 @@ def test_time_budget_fits_steps(tmp_path, tiny_checkpoint, tiny_data):
     saved = json.loads((tmp_path / "b" / "run" / "config.json").read_text())
     assert saved["steps"] == TIME_PROBE_STEPS + 1
     assert load_checkpoint(tmp_path / "b" / "run" / "model.safetensors").meta.extra["train_steps"] == saved["steps"]
+
+
+def test_time_budget_is_refitted_at_the_end_of_the_warmup(tmp_path, tiny_checkpoint, tiny_data, monkeypatch,
+                                                         capsys):
+    """Steps that get slower after the probe (here 2 s, then 6 s from step 61: on the CPU, larger
+    consistency K drawn later) are caught by the second fit at the end of the warm-up (step 100)."""
+    import irflow_engine.train as train_mod
+
+    clock = [0.0]
+    monkeypatch.setattr(train_mod.time, "perf_counter", lambda: clock[0])
+
+    def fake_step(self):
+        self.step += 1
+        clock[0] += 2.0 if self.step <= 60 else 6.0
+        return {"step": self.step, "loss": 1.0, "velocity": 1.0, "consistency": 0.0}
+
+    monkeypatch.setattr(Trainer, "train_step", fake_step)
+    cfg = _config(tmp_path, tiny_checkpoint, tiny_data, steps=10_000, warmup=100, time_budget_s=1000.0,
+                  checkpoint_every=10_000, log_every=50)
+    trainer = Trainer(cfg)
+    trainer.run(progress=False)
+    err = capsys.readouterr().err
+    # Step 40: 2 s/step timed over steps 21-40, 920 s left -> 460 more. Step 100: (360 - 40) s over
+    # 80 steps = 4 s/step, 640 s left -> 160 more.
+    assert "2000.0 ms/step over 20 steps: 500 steps fit" in err
+    assert "4000.0 ms/step over 80 steps: 260 steps fit" in err
+    assert trainer.step == 260 and clock[0] == 120 + 200 * 6
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["steps"] == 260
 
 
 def test_time_budget_must_be_positive(tmp_path, tiny_checkpoint, tiny_data):
