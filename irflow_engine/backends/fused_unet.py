@@ -16,17 +16,17 @@ Built once per (model, schedule, precision, device) by the "triton" backend:
   Euler/Heun update; PyTorch's own glue between the convolutions is replaced too: the skip
   concatenations (`concat_channels`) and the attention output projection's bias add (folded into
   the output norm's kernel).
+  With `conv="triton"` every 3×3 stride-1 convolution runs on the Triton
+  implicit-GEMM kernel instead, with the ResBlock epilogues (FiLM+SiLU, SiLU+residual) fused
+  into it; the other convolutions (7×7 stem, 4×4 stride-2 downsamples, 1×1) stay on cuDNN.
+  It is off by default: on an H200 its pointer-gather kernel was 1.7× slower than cuDNN
+  (docs/PERF.md); on Hopper `conv3x3` now picks a TMA kernel, not measured yet.
 - **The decoder's upsampling, folded.** Nearest 2× upsampling followed by a 3×3 conv equals a 2×2
   conv of the low-resolution map with four output phases (`subpixel_concat.fold_upsample_conv`,
   2.25× fewer multiply-adds, no 4×-sized upsampled map); the next skip concatenation interleaves
   the phases and adds the bias as it copies (`subpixel_concat`). `upsample="nearest"` keeps the
   literal upsample (`upsample_nearest2x`) → 3×3 conv → concatenation instead (not measured
   against each other on a GPU yet; `benchmarks/conv_bench.py` times both).
-  With `conv="triton"` every 3×3 stride-1 convolution runs on the Triton
-  implicit-GEMM kernel instead, with the ResBlock epilogues (FiLM+SiLU, SiLU+residual) fused
-  into it; the other convolutions (7×7 stem, 4×4 stride-2 downsamples, 1×1) stay on cuDNN.
-  It is off by default: on an H200 its pointer-gather kernel was 1.7× slower than cuDNN
-  (docs/PERF.md); on Hopper `conv3x3` now picks a TMA kernel, not measured yet.
 
 `FusedSampler.run(y, out)` performs the whole K-step loop with no host synchronisation and no
 allocation outside PyTorch's allocator, which is what makes it capturable as one CUDA graph.
