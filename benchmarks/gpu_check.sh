@@ -12,9 +12,10 @@
 #      <= 5e-3, bf16 <= 2e-2 relative error; golden nf8, the trained irflow-denoise-s on a noisy
 #      photograph, random irflow-unet64; conv = cudnn and triton), its CUDA-graph cache and
 #      threads; the pixel-format extension's CUDA path against its CPU path; and (TRAIN=1, off by
-#      default) the bundled models in TRAIN_TASKS (denoise derain; denoise-ft fine-tunes the bundled
-#      denoiser) trained on the GPU within TRAIN_BUDGET_S seconds each (configs/*-s-gpu*.json), then
-#      scored with `irflow eval`; the weights land in WORK_DIR/irflow-*.safetensors.
+#      default) the bundled models in TRAIN_TASKS (denoise derain; denoise-ft and derain-ft fine-tune
+#      the bundled models) trained on the GPU within TRAIN_BUDGET_S seconds each
+#      (configs/*-s-gpu*.json), then scored with `irflow eval`; the weights land in
+#      WORK_DIR/irflow-*.safetensors.
 #      Training shares the CPU cores with the tests: on 2026-11-27 it ran at ~1 s/step that way,
 #      useless; run it with TESTS=0;
 #   4. the benchmark table again, last.
@@ -164,7 +165,8 @@ if [[ "${TRAIN:-0}" == 1 ]]; then
       denoise) train_and_eval denoise-s denoise-s-gpu --degradation noise --level 25 --baseline nlm & ;;
       denoise-ft) train_and_eval denoise-s-ft denoise-s-gpu-ft --degradation noise --level 25 --baseline nlm & ;;
       derain) train_and_eval derain-s derain-s-gpu --degradation rain --level 0.6 & ;;
-      *) echo "unknown TRAIN_TASKS entry $task (denoise, denoise-ft, derain)"; continue ;;
+      derain-ft) train_and_eval derain-s-ft derain-s-gpu-ft --degradation rain --level 0.6 & ;;
+      *) echo "unknown TRAIN_TASKS entry $task (denoise, denoise-ft, derain, derain-ft)"; continue ;;
     esac
     pids+=($!)
   done
@@ -177,7 +179,7 @@ if [[ "${CHECKS:-1}" == 1 ]]; then
   grep -E "Error|error" "$work/triton_check.err" | grep -v -i warn | tail -4
   echo "-- pixel formats"; tail -14 "$work/pixfmt_check.log"
 fi
-for name in denoise-s denoise-s-ft derain-s; do
+for name in denoise-s denoise-s-ft derain-s derain-s-ft; do
   [[ -f "$work/train_$name.log" ]] || continue
   echo "-- train $name"; grep -E "ms/step|done at step" "$work/train_$name.log"
   tail -12 "$work/eval_$name.log" 2>/dev/null

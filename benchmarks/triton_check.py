@@ -25,13 +25,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from irflow_engine.bench import relative_error
+
 ROOT = Path(__file__).resolve().parent.parent
 TOLERANCE = {"fp16": 5e-3, "bf16": 2e-2}
-
-
-def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
-    a, b = a.double(), b.double()
-    return float((a - b).abs().max() / b.abs().max())
 
 
 def golden_model():
@@ -113,7 +110,7 @@ def check_accuracy(report: Report, label: str, model, images, device, conv: str 
                     pass  # a sticky CUDA error: the next check will report it too
                 continue
             for y, out, ref in zip(images, outs, refs):
-                err = rel_err(out, ref)
+                err = relative_error(out, ref)
                 shape = "x".join(str(s) for s in y.shape[-2:])
                 report.check(f"accuracy {label} K={steps} {precision} {shape}", err <= tol,
                              f"rel err {err:.2e} (limit {tol:.0e})", model=label, steps=steps,
@@ -137,7 +134,7 @@ def check_graph_cache_and_threads(report: Report, model, image, device):
     report.check("graph cache bounded LRU", len(backend.graphs) == 2 and tuple(a.shape) not in keys,
                  f"cached shapes {keys}")
     again = backend.restore(a)  # re-captured
-    err = rel_err(again, out_a)
+    err = relative_error(again, out_a)
     report.check("re-capture after eviction", err <= 1e-6, f"rel diff vs first capture {err:.2e}")
 
     inputs = [(image + 0.02 * i).clamp(0, 1) for i in range(6)]
@@ -156,7 +153,7 @@ def check_graph_cache_and_threads(report: Report, model, image, device):
         t.start()
     for t in threads:
         t.join()
-    worst = max(rel_err(r, e) for r, e in zip(results, expected))
+    worst = max(relative_error(r, e) for r, e in zip(results, expected))
     report.check("threads on separate streams", worst <= 1e-6, f"rel diff vs single-threaded {worst:.2e}")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 from contextlib import contextmanager
@@ -15,10 +16,17 @@ def atomic_path(path, suffix: str = ".tmp") -> Iterator[str]:
 
     The temporary file lives in the destination folder (same file system, so the rename is
     atomic) and is hidden (leading dot). `suffix` lets writers that pick a format from the file
-    name (Pillow) see the right one.
+    name (Pillow) see the right one. A destination that cannot be written raises an OSError that
+    names it (not the temporary file).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):   # something on the way is a file
+        raise NotADirectoryError(errno.ENOTDIR, f"cannot write {path}: a file is in the way of its folder "
+                                 f"{path.parent}") from None
+    except OSError as e:
+        raise type(e)(e.errno, f"cannot write {path}: cannot create its folder ({e.strerror})") from None
     while True:
         tmp = str(path.parent / f".{path.name}.{secrets.token_hex(6)}{suffix}")
         try:
@@ -28,6 +36,8 @@ def atomic_path(path, suffix: str = ".tmp") -> Iterator[str]:
             break
         except FileExistsError:
             continue
+        except OSError as e:   # named by the destination, not by the hidden temporary file
+            raise type(e)(e.errno, f"cannot write {path}: {e.strerror}") from None
     try:
         yield tmp
         # Some writers replace the file with a private one (safetensors 0.8 writes 0o600): restore.

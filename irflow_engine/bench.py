@@ -4,6 +4,8 @@ Each configuration is built once, prepared for its shape (compilation / graph ca
 separately as "prep s"), warmed up, then timed per call: CUDA events on a GPU,
 `time.perf_counter` on the CPU. FLOPs come from `torch.utils.flop_counter` on one network
 evaluation (run on the meta device, so counting costs nothing) times the schedule's evaluations.
+They are the reference network's for every backend: one that folds work away (the triton
+backend's sub-pixel upsampling) shows an effective rate.
 The ceiling is a measured dense-matmul rate in the same precision on the same device, or the
 value given with --ceiling-tflops.
 """
@@ -150,7 +152,8 @@ def bench_one(checkpoint, backend: str, precision: str, steps: int, solver: str,
 
 
 def relative_error(output: torch.Tensor, reference: torch.Tensor) -> float:
-    """max |output − reference| / max |reference|."""
+    """max |output − reference| / max |reference|, computed in float64."""
+    output, reference = output.double(), reference.double()
     return float((output - reference).abs().max() / reference.abs().max().clamp_min(1e-12))
 
 

@@ -276,14 +276,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="irflow: %(levelname)s: %(message)s")
     parser = build_parser()
     args = parser.parse_args(argv)
+    from .backends.base import BackendUnavailable
     from .checkpoint import CheckpointError
     from .frames import InputError
     from .images import ImageFileError
 
     try:
         return args.func(args)
-    except (CliError, CheckpointError, InputError, ImageFileError, ValueError) as e:
+    except (CliError, CheckpointError, InputError, ImageFileError, BackendUnavailable, ValueError) as e:
         print(f"irflow: error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:   # the file system's answer (unwritable folder, full disk): one line, no traceback
+        print(f"irflow: error: {e.strerror if e.filename is None and e.strerror else e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("irflow: interrupted", file=sys.stderr)

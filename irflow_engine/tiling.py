@@ -57,7 +57,8 @@ def plan_tiles(height: int, width: int, tile: int, overlap: int = DEFAULT_OVERLA
         raise ValueError(f"tile must be a positive integer (pixels), got {tile!r}")
     if not isinstance(overlap, int) or overlap < 0 or 2 * overlap >= tile:
         raise ValueError(f"tile_overlap must be an integer in [0, tile/2) = [0, {(tile + 1) // 2}), "
-                         f"got {overlap!r} for tile {tile}")
+                         f"got {overlap!r} for tile {tile} (the overlap defaults to {DEFAULT_OVERLAP} pixels: "
+                         "choose a larger tile or a smaller overlap)")
     th, tw = min(tile, height), min(tile, width)
     return TileGrid(height, width, th, tw, _starts(height, th, overlap), _starts(width, tw, overlap))
 

@@ -1,6 +1,7 @@
 """Write-then-rename: the final file appears only on success, with ordinary permissions."""
 
 import os
+import re
 import stat
 
 import pytest
@@ -55,3 +56,27 @@ def test_saved_checkpoints_are_not_private(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+
+
+def test_an_unwritable_destination_is_named_and_leaves_nothing(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_bytes(b"x")
+    for target in (blocker / "out.bin", blocker / "sub" / "out.bin"):
+        with pytest.raises(NotADirectoryError, match=re.escape(f"cannot write {target}: a file is in the way")):
+            with atomic_path(target):
+                pytest.fail("the body must not run")
+
+    real_open = os.open
+
+    def refuse(path, *args, **kwargs):   # what a read-only folder answers (root ignores chmod)
+        if str(path).startswith(str(tmp_path / ".out.bin")):
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refuse)
+    target = tmp_path / "out.bin"
+    with pytest.raises(PermissionError, match=re.escape(f"cannot write {target}: Permission denied")) as info:
+        with atomic_path(target):
+            pytest.fail("the body must not run")
+    assert info.value.filename is None and ".out.bin" not in str(info.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]

@@ -184,6 +184,7 @@ def test_existing_output_needs_overwrite(tmp_path, tiny_checkpoint, capsys):
     ("corrupt", "cannot read image"),
     ("suffix", "no image suffix"),
     ("still-to-video", "is a still image, so its output is one too"),
+    ("file-in-the-way", "a file is in the way of its folder"),
 ])
 def test_errors(tmp_path, tiny_checkpoint, capsys, case, match):
     _image(tmp_path / "in.png")
@@ -201,10 +202,21 @@ def test_errors(tmp_path, tiny_checkpoint, capsys, case, match):
         dst = tmp_path / "out.xyz"
     elif case == "still-to-video":
         dst = tmp_path / "out.mp4"
+    elif case == "file-in-the-way":   # an OSError: one line naming the output, not a traceback
+        dst = src / "out.png"
     assert main(["restore", str(src), "-o", str(dst), "--model", model, "--steps", "1"]) == 1
     err = capsys.readouterr().err
     assert "irflow: error:" in err and match in err
     assert not dst.exists() or case == "same"
+
+
+def test_an_unavailable_backend_is_one_line(tmp_path, tiny_checkpoint, capsys):
+    _image(tmp_path / "in.png")
+    assert main(["restore", str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png"), "--model",
+                 str(tiny_checkpoint), "--backend", "tensorrt", "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert "irflow: error: backend 'tensorrt' cannot run on cpu" in err and "Traceback" not in err
+    assert not (tmp_path / "out.png").exists()
 
 
 def test_folder_skips_an_unreadable_image_and_fails_at_the_end(tmp_path, tiny_checkpoint, capsys):

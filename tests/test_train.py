@@ -168,6 +168,14 @@ def test_bad_config(tmp_path, tiny_checkpoint, tiny_data):
     (tmp_path / "bad.json").write_text(json.dumps({"stepz": 3}))
     with pytest.raises(ValueError, match="stepz"):
         TrainConfig.from_json(tmp_path / "bad.json")
+    (tmp_path / "image.json").write_bytes(b"\x89PNG\r\n\x1a\n\x95 not text")
+    with pytest.raises(ValueError, match="image.json: not a JSON training config"):
+        TrainConfig.from_json(tmp_path / "image.json")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="a JSON object of options, got list"):
+        TrainConfig.from_json(tmp_path / "list.json")
+    with pytest.raises(ValueError, match="training config .*nope.json does not exist"):
+        TrainConfig.from_json(tmp_path / "nope.json")
 
 
 @pytest.mark.parametrize("warmup", [True, False])
