@@ -21,8 +21,12 @@ SCRIPT = textwrap.dedent(r'''
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
+    import importlib
+    import pkgutil
+
+    import irflow_engine.kernels
     from irflow_engine.kernels import (channel_layernorm, concat_channels, conv3x3, film_silu, linear_attention,
-                                       silu_residual, upsample_nearest, velocity_euler)
+                                       silu_residual, subpixel_concat, upsample_nearest, velocity_euler)
 
     if "nvidia" not in triton.backends.backends:
         print("SKIP: this Triton has no NVIDIA backend")
@@ -34,7 +38,10 @@ SCRIPT = textwrap.dedent(r'''
                      for name in fn.arg_names}
         src = ASTSource(fn=fn, signature=signature, constexprs=constexprs)
         triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": 4})
+        compiled.add(f"{fn.__module__}.{fn.__name__}")
         print("compiled", fn.__name__, types, constexprs, flush=True)
+
+    compiled = set()
 
     F32 = "*fp32"
     for t in ("fp16", "fp32"):
@@ -51,6 +58,10 @@ SCRIPT = textwrap.dedent(r'''
                          {"BLOCK_P": 32, "BLOCK_C": 128})
         compile_for_h100(concat_channels._concat_channels_kernel, {"a_ptr": T, "b_ptr": T, "out_ptr": T},
                          {"BLOCK_P": 16, "BLOCK_C": 256})
+        for has_bias in (True, False):
+            compile_for_h100(subpixel_concat._subpixel_concat_kernel,
+                             {"ph_ptr": T, "bias_ptr": F32, "skip_ptr": T, "out_ptr": T},
+                             {"HAS_BIAS": has_bias, "BLOCK_P": 16, "BLOCK_C": 256})
         for epilogue in (1, 2):
             compile_for_h100(conv3x3._conv3x3_kernel,
                              {"x_ptr": T, "w_ptr": T, "bias_ptr": F32, "scale_ptr": F32, "shift_ptr": F32,
@@ -77,6 +88,15 @@ SCRIPT = textwrap.dedent(r'''
                           "out_ptr": F32, "d_ptr": F32, "step_w": "fp32"},
                          {"HAS_PREV": True, "HAS_OUT": True, "HAS_D": True, "EXACT_F32": exact,
                           "BLOCK_P": 64, "BLOCK_C": 64, "BLOCK_O": 16})
+    # Every @triton.jit kernel of the package (helpers called from a kernel compile with it) is above.
+    kernels = set()
+    for info in pkgutil.iter_modules(irflow_engine.kernels.__path__):
+        module = importlib.import_module(f"irflow_engine.kernels.{info.name}")
+        kernels |= {f"{module.__name__}.{name}" for name, obj in vars(module).items()
+                    if isinstance(obj, triton.runtime.JITFunction) and name.endswith("_kernel")}
+    missing = sorted(kernels - compiled)
+    if missing or not kernels:
+        sys.exit(f"kernels this test does not compile: {missing or 'none found'}")
     print("ALL COMPILED")
 ''')
 
