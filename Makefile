@@ -50,14 +50,17 @@ finetune-denoise: install
 	$(VENV)/bin/irflow train --config configs/denoise-s-cpu-ft2.json --quiet \
 	    --bundle-to irflow_engine/weights/irflow-denoise-s.safetensors
 
-# Fine-tune the bundled deraining model on the CPU (docs/MODELS.md), twice: configs/derain-s-cpu-ft.json
-# (a 4,500 s budget, 3,578 steps at about 1.25 s/step on 2 cores), then configs/derain-s-cpu-ft2.json
-# (4,800 s, ~3,800 steps); their consistency term runs the engine's own 1-4 step schedules. Run after
-# `make train-defaults`, this makes the bundled irflow-derain-s.
+# Fine-tune the bundled deraining model on the CPU (docs/MODELS.md), three times:
+# configs/derain-s-cpu-ft.json (a 4,500 s budget, 3,578 steps at about 1.25 s/step on 2 cores), then
+# configs/derain-s-cpu-ft2.json (4,800 s, ~3,800 steps) and configs/derain-s-cpu-ft3.json (2,400 s);
+# their consistency term runs the engine's own 1-4 step schedules. Run after `make train-defaults`,
+# this makes the bundled irflow-derain-s.
 finetune-derain: install
 	$(VENV)/bin/irflow train --config configs/derain-s-cpu-ft.json --quiet \
 	    --bundle-to irflow_engine/weights/irflow-derain-s.safetensors
 	$(VENV)/bin/irflow train --config configs/derain-s-cpu-ft2.json --quiet \
+	    --bundle-to irflow_engine/weights/irflow-derain-s.safetensors
+	$(VENV)/bin/irflow train --config configs/derain-s-cpu-ft3.json --quiet \
 	    --bundle-to irflow_engine/weights/irflow-derain-s.safetensors
 
 bench: install
