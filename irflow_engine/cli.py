@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
 from ._version import __version__
-from .config import PRECISIONS, SOLVERS
+from .config import PRECISION_CHOICES, SOLVERS
 from .video.cli import VIDEO_SUFFIXES, add_video_arguments, cmd_restore_video, is_video_request
 
 log = logging.getLogger("irflow")
@@ -35,7 +35,9 @@ def add_engine_options(p: argparse.ArgumentParser, device: bool = True) -> None:
                         "(default) picks the fastest measured for the device and precision: triton on CUDA in "
                         "fp16/bf16, onnxruntime on the CPU in fp32 when installed (its exported graph is cached "
                         "in $IRFLOW_CACHE_DIR or ~/.cache/irflow_engine), else eager (the reference)")
-    p.add_argument("--precision", choices=PRECISIONS, default="fp32", help="default: fp32")
+    p.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
+                   help="auto (default): fp16 on CUDA (with --backend auto, the fused triton backend), fp32 on "
+                        "the CPU")
     if device:
         p.add_argument("--device", default="auto", help="cpu | cuda | cuda:N | auto (default: auto)")
     p.add_argument("--max-batch", type=int, default=4, help="frames per backend call (default: 4)")
@@ -181,7 +183,9 @@ def cmd_restore(args) -> int:
 
     from .frames import InputError
     from .images import ImageFileError
+    from .tiling import check_tile_options
 
+    check_tile_options(args.tile, args.tile_overlap)   # every check before the model loads
     if is_video_request(args):
         return cmd_restore_video(args, build_engine)
     pairs = _plan_outputs(Path(args.input), Path(args.output))
@@ -189,21 +193,23 @@ def cmd_restore(args) -> int:
     if existing and not args.overwrite:
         more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
         raise CliError(f"output {existing[0]} exists{more}; pass --overwrite to replace")
-
-    engine = build_engine(args)
-
-    t1 = time.perf_counter()
-    if len(pairs) == 1:
+    if len(pairs) == 1:   # read first: an unreadable image fails without the engine's start-up
         src, dst = pairs[0]
-        size = _restore_image_file(engine, src, dst, args, progress=_PartsBar())
+        source = _read_image_file(src, dst)
+        engine = build_engine(args)
+        t1 = time.perf_counter()
+        size = _restore_image_file(engine, source, dst, args, progress=_PartsBar())
         print(f"irflow: wrote {dst} ({size[1]}x{size[0]}, {time.perf_counter() - t1:.2f}s)", file=sys.stderr)
         return 0
+
+    engine = build_engine(args)
+    t1 = time.perf_counter()
     # A folder: an unreadable or unusable image is reported and skipped, the others are restored.
     bar = tqdm(pairs, desc="restore", unit="img", disable=None, file=sys.stderr)
     failed = []
     for src, dst in bar:
         try:
-            _restore_image_file(engine, src, dst, args)
+            _restore_image_file(engine, _read_image_file(src, dst), dst, args)
         except (ImageFileError, InputError) as e:
             failed.append(src)
             bar.write(f"irflow: skipped {src.name}: {e}", file=sys.stderr)
@@ -218,29 +224,37 @@ def cmd_restore(args) -> int:
     return 0
 
 
-def _restore_image_file(engine, src: Path, dst: Path, args, progress=None) -> Tuple[int, int]:
-    """Restore one image file into `dst` (atomically), keeping alpha and colour profile; returns (H, W).
-
-    An animation (APNG, animated WebP, GIF, AVIF) written to .png/.webp/.gif/.avif has every frame restored;
-    a still format gets its first frame (`load_image` warns)."""
-    from .animation import ANIMATION_SUFFIXES, is_animation
-    from .images import load_image, write_image
+def _read_image_file(src: Path, dst: Path):
+    """`src` decoded for `_restore_image_file`: every frame of an animation (APNG, animated WebP, GIF,
+    AVIF) written to .png/.webp/.gif/.avif, else one image (a still format gets an animation's first
+    frame; `load_image` warns)."""
+    from .animation import ANIMATION_SUFFIXES, is_animation, read_animation
+    from .images import load_image
 
     if dst.suffix.lower() in ANIMATION_SUFFIXES and is_animation(src):
-        return _restore_animation_file(engine, src, dst, args, frame_bar=progress is not None)
-    image = load_image(src)
-    restored = engine.restore(image.pixels, tile=args.tile, tile_overlap=args.tile_overlap, progress=progress)
-    write_image(dst, restored, image.alpha_to_write, **image.metadata)   # 16-bit in, 16-bit out
-    return image.rgb.shape[:2]
+        return read_animation(src)
+    return load_image(src)
 
 
-def _restore_animation_file(engine, src: Path, dst: Path, args, frame_bar: bool) -> Tuple[int, int]:
+def _restore_image_file(engine, source, dst: Path, args, progress=None) -> Tuple[int, int]:
+    """Restore what `_read_image_file` read into `dst` (atomically), keeping alpha, colour profile and
+    an animation's timing; returns (H, W)."""
+    from .animation import Animation
+    from .images import write_image
+
+    if isinstance(source, Animation):
+        return _restore_animation_file(engine, source, dst, args, frame_bar=progress is not None)
+    restored = engine.restore(source.pixels, tile=args.tile, tile_overlap=args.tile_overlap, progress=progress)
+    write_image(dst, restored, source.alpha_to_write, **source.metadata)   # 16-bit in, 16-bit out
+    return source.rgb.shape[:2]
+
+
+def _restore_animation_file(engine, animation, dst: Path, args, frame_bar: bool) -> Tuple[int, int]:
     """Restore every frame of an animated image into `dst` (atomically), with its timing; returns (H, W)."""
     from tqdm import tqdm
 
-    from .animation import read_animation, restore_animation, write_animation
+    from .animation import restore_animation, write_animation
 
-    animation = read_animation(src)
     with tqdm(total=len(animation.frames), desc="frames", unit="frame", file=sys.stderr,
               disable=None if frame_bar else True) as bar:
         restored = restore_animation(engine, animation, tile=args.tile, tile_overlap=args.tile_overlap,

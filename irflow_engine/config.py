@@ -33,6 +33,19 @@ def _cache_root() -> Path:
 CACHE_ROOT = _cache_root()
 
 PRECISIONS = ("fp32", "fp16", "bf16")
+# What an EngineConfig (and `irflow restore --precision`) accepts: a precision, or "auto".
+PRECISION_CHOICES = ("auto",) + PRECISIONS
+
+
+def resolve_precision(precision: str, device_type: str) -> str:
+    """'auto' -> 'fp16' on CUDA (the fast path: tensor cores, and the fused `triton` backend, which
+    needs fp16/bf16; the issue's bar is a relative error <= 5e-3 against fp32), 'fp32' elsewhere (the
+    CPU has no fast half-precision path here); other precisions unchanged."""
+    if precision not in PRECISION_CHOICES:
+        raise ValueError(f"precision must be one of {PRECISION_CHOICES}, got {precision!r}")
+    if precision != "auto":
+        return precision
+    return "fp16" if device_type == "cuda" else "fp32"
 SOLVERS = ("euler", "heun")
 
 
@@ -103,6 +116,7 @@ class EngineConfig:
     0: no limit.
     `threads`: torch's CPU threads on the CPU (process-wide; ONNX Runtime takes the same count).
     None: torch's own count, lowered to a container's CPU quota (`irflow_engine.cpus`).
+    `precision` "auto": fp16 on CUDA, fp32 on the CPU (`resolve_precision`; the Engine resolves it).
     """
 
     backend: str = "eager"
@@ -116,8 +130,8 @@ class EngineConfig:
     threads: Optional[int] = None
 
     def __post_init__(self):
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.precision not in PRECISION_CHOICES:
+            raise ValueError(f"precision must be one of {PRECISION_CHOICES}, got {self.precision!r}")
         if self.solver is not None and self.solver not in SOLVERS:
             raise ValueError(f"solver must be one of {SOLVERS}, got {self.solver!r}")
         if self.steps is not None and (not isinstance(self.steps, int) or not 1 <= self.steps <= FLOW_T):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from functools import partial
 from typing import Callable, Optional
@@ -10,7 +11,7 @@ import torch
 
 from .backends import build_backend, resolve_backend_name
 from .checkpoint import LoadedCheckpoint, resolve
-from .config import EngineConfig, ModelConfig
+from .config import EngineConfig, ModelConfig, resolve_precision
 from .cpus import fit_threads
 from .flow import Schedule, make_schedule
 from .frames import Frame, from_batch, to_batch
@@ -61,8 +62,10 @@ class Engine:
 
     def __init__(self, checkpoint: LoadedCheckpoint, config: EngineConfig = EngineConfig()):
         self.checkpoint = checkpoint
-        self.config = config
         self.device = resolve_device(config.device)
+        # `config` as given, with precision "auto" resolved for the device.
+        config = dataclasses.replace(config, precision=resolve_precision(config.precision, self.device.type))
+        self.config = config
         steps = config.steps if config.steps is not None else checkpoint.meta.default_steps
         solver = config.solver if config.solver is not None else checkpoint.meta.default_solver
         self.schedule: Schedule = make_schedule(steps, solver)
@@ -90,6 +93,7 @@ class Engine:
 
         `steps`/`solver` default to the checkpoint's own defaults (3, "euler" for presets and
         reference `.pth` files). `model_config` overrides the architecture read from the file.
+        `precision`: fp32, fp16, bf16, or "auto" (fp16 on CUDA, fp32 on the CPU).
         `memory_budget`: bytes one call may use on the CPU (None: 60 % of the memory available; 0: no
         limit); see `restore_batch`. `threads`: torch's CPU threads (None: its own count, lowered to a
         container's CPU quota).

@@ -16,7 +16,7 @@ slightly everywhere, not only near seams; tests/test_tiling.py states the tolera
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, List, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import torch
 
@@ -51,14 +51,24 @@ def _starts(size: int, tile: int, overlap: int) -> Tuple[int, ...]:
     return tuple(starts)
 
 
-def plan_tiles(height: int, width: int, tile: int, overlap: int = DEFAULT_OVERLAP) -> TileGrid:
-    """The tile grid for an H×W frame; `tile` is clamped to the frame, `overlap` must be < tile/2."""
-    if not isinstance(tile, int) or tile < 1:
+def check_tile_options(tile: Optional[int], overlap: int) -> None:
+    """ValueError unless `plan_tiles` takes (`tile`, `overlap`); `tile` None (whole frames) checks
+    only that the overlap is an integer >= 0 (the out-of-memory fallback's tiles use it)."""
+    if tile is not None and (not isinstance(tile, int) or isinstance(tile, bool) or tile < 1):
         raise ValueError(f"tile must be a positive integer (pixels), got {tile!r}")
-    if not isinstance(overlap, int) or overlap < 0 or 2 * overlap >= tile:
+    if not isinstance(overlap, int) or isinstance(overlap, bool) or overlap < 0:
+        raise ValueError(f"tile_overlap must be an integer >= 0 (pixels), got {overlap!r}")
+    if tile is not None and 2 * overlap >= tile:
         raise ValueError(f"tile_overlap must be an integer in [0, tile/2) = [0, {(tile + 1) // 2}), "
                          f"got {overlap!r} for tile {tile} (the overlap defaults to {DEFAULT_OVERLAP} pixels: "
                          "choose a larger tile or a smaller overlap)")
+
+
+def plan_tiles(height: int, width: int, tile: int, overlap: int = DEFAULT_OVERLAP) -> TileGrid:
+    """The tile grid for an H×W frame; `tile` is clamped to the frame, `overlap` must be < tile/2."""
+    if tile is None:
+        raise ValueError("tile must be a positive integer (pixels), got None")
+    check_tile_options(tile, overlap)
     th, tw = min(tile, height), min(tile, width)
     return TileGrid(height, width, th, tw, _starts(height, th, overlap), _starts(width, tw, overlap))
 

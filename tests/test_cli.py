@@ -210,6 +210,30 @@ def test_errors(tmp_path, tiny_checkpoint, capsys, case, match):
     assert not dst.exists() or case == "same"
 
 
+@pytest.mark.parametrize("case", ["corrupt-image", "tile-overlap", "negative-overlap", "video-tile"])
+def test_bad_input_fails_before_the_engine_loads(tmp_path, tiny_checkpoint, capsys, monkeypatch, case):
+    """A corrupt image or impossible tile options are refused without paying the engine's start-up."""
+    src, dst, extra = tmp_path / "in.png", tmp_path / "out.png", []
+    _image(src)
+    if case == "corrupt-image":
+        src.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+        match = "cannot read image"
+    elif case == "tile-overlap":
+        extra, match = ["--tile", "40"], "tile_overlap must be an integer in [0, tile/2) = [0, 20), got 32"
+    elif case == "negative-overlap":
+        extra, match = ["--tile-overlap", "-1"], "tile_overlap must be an integer >= 0"
+    else:
+        src, dst = tmp_path / "in.mp4", tmp_path / "out.mp4"
+        src.write_bytes(b"not looked at: the tile options fail first")
+        extra, match = ["--tile", "16", "--tile-overlap", "8"], "got 8 for tile 16"
+    built = []
+    monkeypatch.setattr("irflow_engine.cli.build_engine", lambda args: built.append(args) or pytest.fail("built"))
+    assert main(["restore", str(src), "-o", str(dst), "--model", str(tiny_checkpoint), *extra]) == 1
+    err = capsys.readouterr().err
+    assert "irflow: error:" in err and match in err and "Traceback" not in err
+    assert not built and not dst.exists()
+
+
 def test_an_unavailable_backend_is_one_line(tmp_path, tiny_checkpoint, capsys):
     _image(tmp_path / "in.png")
     assert main(["restore", str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png"), "--model",

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from irflow_engine import Engine, InputError, make_schedule, sample
+from irflow_engine.config import resolve_precision
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +112,27 @@ def test_low_precision_close_to_fp32(tiny_checkpoint):
         out = e.restore(x)
         assert out.dtype == torch.float32
         assert (out - expected).abs().max() <= tol * expected.abs().max(), precision
+
+
+def test_auto_precision_is_fp32_on_the_cpu_and_fp16_on_cuda(tiny_checkpoint, monkeypatch):
+    assert [resolve_precision(p, "cpu") for p in ("auto", "fp32", "fp16", "bf16")] == ["fp32", "fp32", "fp16", "bf16"]
+    assert [resolve_precision(p, "cuda") for p in ("auto", "fp32", "bf16")] == ["fp16", "fp32", "bf16"]
+    with pytest.raises(ValueError, match="precision must be one of"):
+        resolve_precision("half", "cuda")
+    ref = Engine.from_checkpoint(tiny_checkpoint, steps=2, clamp=False)
+    auto = Engine.from_checkpoint(tiny_checkpoint, steps=2, clamp=False, precision="auto")
+    assert auto.config.precision == "fp32" and "precision=fp32" in repr(auto)
+    x = _rand(1, 3, 9, 11, seed=5)
+    torch.testing.assert_close(auto.restore(x), ref.restore(x), rtol=0, atol=0)
+    # On CUDA (faked: no GPU needed) the backend is built in fp16.
+    import irflow_engine.engine as engine_module
+
+    built = []
+    monkeypatch.setattr(engine_module, "resolve_device", lambda device: torch.device("cuda"))
+    monkeypatch.setattr(engine_module, "build_backend",
+                        lambda name, model, schedule, precision, device: built.append((precision, device.type)))
+    cuda = Engine.from_checkpoint(tiny_checkpoint, device="cuda", precision="auto")
+    assert built == [("fp16", "cuda")] and cuda.config.precision == "fp16"
 
 
 @pytest.mark.parametrize("bad,match", [

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from irflow_engine import Engine
-from irflow_engine.tiling import fallback_tile, plan_tiles, restore_tiled, tile_weights
+from irflow_engine.tiling import check_tile_options, fallback_tile, plan_tiles, restore_tiled, tile_weights
 
 
 @pytest.mark.parametrize("h,w,tile,overlap", [(100, 130, 48, 12), (37, 53, 16, 4), (64, 64, 64, 8), (30, 200, 64, 31)])
@@ -46,6 +46,14 @@ def test_bad_tile_options_are_refused():
         plan_tiles(100, 100, 32, 16)
     with pytest.raises(ValueError, match="tile must be a positive integer"):
         plan_tiles(100, 100, 0, 0)
+    with pytest.raises(ValueError, match="tile must be a positive integer.*None"):
+        plan_tiles(100, 100, None, 0)
+    check_tile_options(None, 500)      # whole frames: any overlap >= 0
+    check_tile_options(65, 32)         # the largest overlap a 65 px tile allows
+    for tile, overlap, match in [(None, -1, "integer >= 0"), (64, True, "integer >= 0"), (True, 0, "tile must"),
+                                 (64, 32, r"\[0, 32\), got 32"), (64.0, 8, "tile must")]:
+        with pytest.raises(ValueError, match=match):
+            check_tile_options(tile, overlap)
 
 
 def test_local_filter_is_reproduced_across_tile_borders():
