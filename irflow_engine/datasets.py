@@ -137,6 +137,7 @@ class PatchSource:
     level_range: Optional[Tuple[float, float]] = None
     pairs: Optional[List[Tuple[np.ndarray, np.ndarray]]] = None  # (lq, gt) uint8
     smooth_fraction: float = 0.0      # clean-image mode: share of patches from smooth_patch
+    level_power: float = 1.0          # clean-image mode: how levels are drawn (degrade.sample_level)
 
     def sample(self, patch: int, rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
         """One (lq, gt) float32 3×P×P pair."""
@@ -151,7 +152,7 @@ class PatchSource:
                 img = self.clean[int(rng.integers(len(self.clean)))]
                 (gt,) = augment(random_crop([img], patch, rng), rng)
             gt = gt.astype(np.float32) / 255.0
-            level = sample_level(self.degradation, rng, self.level_range)
+            level = sample_level(self.degradation, rng, self.level_range, self.level_power)
             lq = degrade(self.degradation, gt, level, rng)
         return lq.transpose(2, 0, 1).copy(), gt.transpose(2, 0, 1).copy()
 

@@ -83,9 +83,14 @@ def degrade(name: str, image: np.ndarray, level: float, rng: np.random.Generator
     return fn(image, level, rng)
 
 
-def sample_level(name: str, rng: np.random.Generator, level_range=None) -> float:
+def sample_level(name: str, rng: np.random.Generator, level_range=None, power: float = 1.0) -> float:
+    """A level in `level_range` (default: the degradation's): lo + (hi - lo)·u**power, u uniform in
+    [0, 1). power 1 is uniform (the same draws as before the option existed); power > 1 favours the
+    low levels (power 2: half the draws in the lowest quarter of the range)."""
     lo, hi = level_range if level_range is not None else LEVEL_RANGES[name]
-    return float(rng.uniform(lo, hi))
+    if power == 1.0:
+        return float(rng.uniform(lo, hi))
+    return float(lo + (hi - lo) * rng.random() ** power)
 
 
 def _check(image: np.ndarray, level: float) -> None:

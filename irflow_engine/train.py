@@ -70,6 +70,7 @@ class TrainConfig:
     level_min: Optional[float] = None        # default: degrade.LEVEL_RANGES
     level_max: Optional[float] = None
     smooth_fraction: float = 0.0             # synthetic mode: share of flat/smooth synthetic patches
+    level_power: float = 1.0                 # synthetic mode: level = min + (max - min)·u**power (> 1: more low levels)
     patch: int = 64
     batch: int = 8
     steps: int = 10000
@@ -112,6 +113,10 @@ class TrainConfig:
             raise ValueError(f"smooth_fraction must be in [0, 1), got {self.smooth_fraction}")
         if self.smooth_fraction and self.lq_dir is not None:
             raise ValueError("smooth_fraction needs synthetic mode (clean images + degradation), not lq_dir")
+        if not (isinstance(self.level_power, (int, float)) and 0 < self.level_power <= 10):
+            raise ValueError(f"level_power must be in (0, 10] (1: uniform levels), got {self.level_power!r}")
+        if self.level_power != 1 and self.lq_dir is not None:
+            raise ValueError("level_power needs synthetic mode (clean images + degradation), not lq_dir")
         if not 1 <= self.consistency_k_min <= self.consistency_k_max:
             raise ValueError("need 1 <= consistency_k_min <= consistency_k_max")
         if self.consistency_schedule not in CONSISTENCY_SCHEDULES:
@@ -213,7 +218,8 @@ class Trainer:
             pairs = paired_folders(cfg.lq_dir, cfg.data)
             return PatchSource(pairs=[(lq, gt) for _, lq, gt in pairs])
         return PatchSource(clean=[img for _, img in load_image_set(cfg.data)], degradation=cfg.degradation,
-                           level_range=cfg.level_range, smooth_fraction=cfg.smooth_fraction)
+                           level_range=cfg.level_range, smooth_fraction=cfg.smooth_fraction,
+                           level_power=float(cfg.level_power))
 
     def meta(self) -> CheckpointMeta:
         cfg = self.cfg

@@ -52,6 +52,13 @@ def test_levels_and_errors():
     rng = np.random.default_rng(0)
     lo, hi = LEVEL_RANGES["noise"]
     assert all(lo <= sample_level("noise", rng) <= hi for _ in range(20))
+    # power 1 is the uniform draw, value for value; power 2 puts half the draws in the lowest quarter
+    a, b = np.random.default_rng(3), np.random.default_rng(3)
+    assert [sample_level("noise", a, (5, 45)) for _ in range(50)] == [float(b.uniform(5, 45)) for _ in range(50)]
+    levels = np.array([sample_level("noise", rng, (10, 50), power=2.0) for _ in range(4000)])
+    assert levels.min() >= 10 and levels.max() < 50
+    assert abs(np.mean(levels < 20) - 0.5) < 0.03          # binomial sd 0.008
+    assert abs(np.mean(levels) - (10 + 40 / 3)) < 0.6       # E[u**2] = 1/3; sd of the mean ~0.19
     with pytest.raises(ValueError, match="unknown degradation"):
         degrade("fog", _image(), 1.0, rng)
     with pytest.raises(ValueError, match="float32"):

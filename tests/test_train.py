@@ -165,6 +165,11 @@ def test_bad_config(tmp_path, tiny_checkpoint, tiny_data):
         _config(tmp_path, tiny_checkpoint, tiny_data, smooth_fraction=1.0)
     with pytest.raises(ValueError, match="smooth_fraction"):
         _config(tmp_path, tiny_checkpoint, tiny_data, smooth_fraction=0.5, lq_dir=str(tiny_data))
+    for power in (0, -1.0, 11, "2"):
+        with pytest.raises(ValueError, match="level_power must be in"):
+            _config(tmp_path, tiny_checkpoint, tiny_data, level_power=power)
+    with pytest.raises(ValueError, match="level_power needs synthetic mode"):
+        _config(tmp_path, tiny_checkpoint, tiny_data, level_power=2.0, lq_dir=str(tiny_data))
     (tmp_path / "bad.json").write_text(json.dumps({"stepz": 3}))
     with pytest.raises(ValueError, match="stepz"):
         TrainConfig.from_json(tmp_path / "bad.json")
@@ -278,6 +283,17 @@ def test_smooth_fraction_mixes_patches(tmp_path, tiny_checkpoint, tiny_data, fra
         assert smooth < 200 * 0.15
     else:
         assert 200 * 0.35 < smooth < 200 * 0.8
+
+
+def test_level_power_reaches_the_patch_source(tmp_path, tiny_checkpoint, tiny_data):
+    """The trainer's patches are degraded at levels drawn with the config's power."""
+    trainer = Trainer(_config(tmp_path, tiny_checkpoint, tiny_data, level_min=0.0, level_max=50.0, level_power=3.0))
+    assert trainer.stream.source.level_power == 3.0
+    rng = np.random.default_rng(4)
+    # noise level of each pair, measured: std of (lq - gt) in 0-255 units (clipping lowers it a little)
+    sigmas = np.array([np.std(lq - gt) * 255 for lq, gt in (trainer.stream.source.sample(16, rng) for _ in range(300))])
+    # power 3: P(level < 50/8) = 0.5; uniform draws would give 0.125
+    assert 0.4 < np.mean(sigmas < 50 / 8) < 0.6
 
 
 @pytest.mark.parametrize("clip", [None, 1e-3])
