@@ -33,6 +33,7 @@ def _cache_root() -> Path:
 CACHE_ROOT = _cache_root()
 
 PRECISIONS = ("fp32", "fp16", "bf16")
+SOLVERS = ("euler", "heun")
 # What an EngineConfig (and `irflow restore --precision`) accepts: a precision, or "auto".
 PRECISION_CHOICES = ("auto",) + PRECISIONS
 
@@ -46,7 +47,6 @@ def resolve_precision(precision: str, device_type: str) -> str:
     if precision != "auto":
         return precision
     return "fp16" if device_type == "cuda" else "fp32"
-SOLVERS = ("euler", "heun")
 
 
 @dataclass(frozen=True)
