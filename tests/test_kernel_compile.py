@@ -1,10 +1,11 @@
-"""Every Triton kernel compiles for an H100 (sm_90), on any machine.
+"""Every Triton kernel compiles for an H100 (sm_90) and an A100 (sm_80), on any machine.
 
 Triton's CPU interpreter runs the kernels as NumPy and skips the compiler's checks (constexpr-only
 globals, tensor-core tile shapes, type rules), so the numerical tests alone would let a kernel
 that cannot compile through to the GPU. Triton's compiler needs no GPU to lower a kernel to
 PTX and cubin (its wheel ships ptxas), so this test does it in a subprocess with the interpreter
-off, for the storage dtypes and flags the launchers use (fp16, which shares its code with bf16,
+off, for both targets (`backend="auto"` picks the fused kernels on any NVIDIA GPU from compute
+capability 8.0; the TMA convolution only on Hopper), for the storage dtypes and flags the launchers use (fp16, which shares its code with bf16,
 and fp32, whose products take the exact-fp32 branches).
 """
 
@@ -32,14 +33,15 @@ SCRIPT = textwrap.dedent(r'''
         print("SKIP: this Triton has no NVIDIA backend")
         sys.exit(0)
 
-    def compile_for_h100(fn, types, constexprs):
+    def compile_for_gpus(fn, types, constexprs, archs=(90, 80)):
         # Unlisted arguments are int32 scalars (sizes and strides).
         signature = {name: "constexpr" if name in constexprs else types.get(name, "i32")
                      for name in fn.arg_names}
-        src = ASTSource(fn=fn, signature=signature, constexprs=constexprs)
-        triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": 4})
+        for arch in archs:
+            src = ASTSource(fn=fn, signature=signature, constexprs=constexprs)
+            triton.compile(src, target=GPUTarget("cuda", arch, 32), options={"num_warps": 4})
+            print("compiled", fn.__name__, f"sm_{arch}", types, constexprs, flush=True)
         compiled.add(f"{fn.__module__}.{fn.__name__}")
-        print("compiled", fn.__name__, types, constexprs, flush=True)
 
     compiled = set()
 
@@ -47,43 +49,43 @@ SCRIPT = textwrap.dedent(r'''
     for t in ("fp16", "fp32"):
         T = "*" + t
         exact = t == "fp32"
-        compile_for_h100(film_silu._film_silu_kernel,
+        compile_for_gpus(film_silu._film_silu_kernel,
                          {"x_ptr": T, "scale_ptr": F32, "shift_ptr": F32, "out_ptr": T}, {"BLOCK": 1024})
-        compile_for_h100(silu_residual._silu_residual_kernel,
+        compile_for_gpus(silu_residual._silu_residual_kernel,
                          {"h_ptr": T, "res_ptr": T, "out_ptr": T}, {"BLOCK": 1024})
-        compile_for_h100(channel_layernorm._channel_layernorm_kernel,
+        compile_for_gpus(channel_layernorm._channel_layernorm_kernel,
                          {"x_ptr": T, "g_ptr": F32, "bias_ptr": F32, "res_ptr": T, "out_ptr": T, "eps": "fp32"},
                          {"HAS_BIAS": True, "HAS_RESIDUAL": True, "BLOCK_M": 16, "BLOCK_C": 256})
-        compile_for_h100(upsample_nearest._upsample_nearest2x_kernel, {"x_ptr": T, "out_ptr": T},
+        compile_for_gpus(upsample_nearest._upsample_nearest2x_kernel, {"x_ptr": T, "out_ptr": T},
                          {"BLOCK_P": 32, "BLOCK_C": 128})
-        compile_for_h100(concat_channels._concat_channels_kernel, {"a_ptr": T, "b_ptr": T, "out_ptr": T},
+        compile_for_gpus(concat_channels._concat_channels_kernel, {"a_ptr": T, "b_ptr": T, "out_ptr": T},
                          {"BLOCK_P": 16, "BLOCK_C": 256})
         for has_bias in (True, False):
-            compile_for_h100(subpixel_concat._subpixel_concat_kernel,
+            compile_for_gpus(subpixel_concat._subpixel_concat_kernel,
                              {"ph_ptr": T, "bias_ptr": F32, "skip_ptr": T, "out_ptr": T},
                              {"HAS_BIAS": has_bias, "BLOCK_P": 16, "BLOCK_C": 256})
         for epilogue in (1, 2):
-            compile_for_h100(conv3x3._conv3x3_kernel,
+            compile_for_gpus(conv3x3._conv3x3_kernel,
                              {"x_ptr": T, "w_ptr": T, "bias_ptr": F32, "scale_ptr": F32, "shift_ptr": F32,
                               "res_ptr": T, "out_ptr": T},
                              {"HAS_BIAS": True, "EPILOGUE": epilogue, "IEEE": exact,
                               "BLOCK_M": 128, "BLOCK_N": 64, "BLOCK_K": 32})
             if not exact:  # the TMA kernel takes fp16/bf16 only
-                compile_for_h100(conv3x3._conv3x3_tma_kernel,
+                compile_for_gpus(conv3x3._conv3x3_tma_kernel,
                                  {"x_ptr": T, "w_ptr": T, "bias_ptr": F32, "scale_ptr": F32, "shift_ptr": F32,
                                   "res_ptr": T, "out_ptr": T},
                                  {"HAS_BIAS": True, "EPILOGUE": epilogue, "BH": 2, "BW": 64, "BLOCK_N": 128,
-                                  "BLOCK_K": 64})
-        compile_for_h100(linear_attention._linear_attention_context_kernel,
+                                  "BLOCK_K": 64}, archs=(90,))
+        compile_for_gpus(linear_attention._linear_attention_context_kernel,
                          {"qkv_ptr": T, "part_m_ptr": F32, "part_l_ptr": F32, "part_acc_ptr": F32},
                          {"D": 32, "BLOCK_P": 64, "EXACT_F32": exact})
-        compile_for_h100(linear_attention._linear_attention_combine_kernel,
+        compile_for_gpus(linear_attention._linear_attention_combine_kernel,
                          {"part_m_ptr": F32, "part_l_ptr": F32, "part_acc_ptr": F32, "context_ptr": F32,
                           "out_scale": "fp32"}, {"D": 32})
-        compile_for_h100(linear_attention._linear_attention_output_kernel,
+        compile_for_gpus(linear_attention._linear_attention_output_kernel,
                          {"qkv_ptr": T, "context_ptr": F32, "out_ptr": T},
                          {"D": 32, "BLOCK_P": 64, "EXACT_F32": exact})
-        compile_for_h100(velocity_euler._velocity_euler_kernel,
+        compile_for_gpus(velocity_euler._velocity_euler_kernel,
                          {"feat_ptr": T, "w_ptr": T, "bias_ptr": F32, "x_ptr": F32, "prev_ptr": F32,
                           "out_ptr": F32, "d_ptr": F32, "step_w": "fp32"},
                          {"HAS_PREV": True, "HAS_OUT": True, "HAS_D": True, "EXACT_F32": exact,
@@ -101,7 +103,7 @@ SCRIPT = textwrap.dedent(r'''
 ''')
 
 
-def test_kernels_compile_for_sm90(tmp_path):
+def test_kernels_compile_for_sm90_and_sm80(tmp_path):
     from irflow_engine.kernels import triton_unavailable_reason
 
     reason = triton_unavailable_reason()

@@ -157,11 +157,49 @@ def test_auto_picks_triton_on_cuda(monkeypatch):
         pytest.skip(triton_unavailable_reason())
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index=None: (9, 0))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=None: "NVIDIA H100")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(torch.version, "hip", None)
     assert resolve_backend_name("auto", torch.device("cuda"), "fp16") == "triton"
+    assert resolve_backend_name("auto", torch.device("cuda:0"), "bf16") == "triton"
     assert resolve_backend_name("auto", torch.device("cpu"), "fp16") == "eager"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert resolve_backend_name("auto", torch.device("cuda"), "fp16") == "eager"
     assert "CUDA is not available" in TritonBackend.unavailable_reason(torch.device("cuda"), "fp16")
+
+
+@pytest.mark.parametrize("capability,name", [((7, 5), "Tesla T4"), ((7, 0), "Tesla V100-SXM2-16GB")])
+def test_gpus_older_than_ampere_are_refused_and_auto_uses_eager(monkeypatch, golden_model, capability, name):
+    from irflow_engine.kernels import triton_unavailable_reason
+
+    if triton_unavailable_reason() is not None:
+        pytest.skip(triton_unavailable_reason())
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index=None: capability)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=None: name)
+    monkeypatch.setattr(torch.version, "hip", None)
+    reason = TritonBackend.unavailable_reason(torch.device("cuda"), "fp16")
+    assert reason is not None and "compute capability 8.0" in reason and name in reason
+    assert f"{capability[0]}.{capability[1]}" in reason
+    assert resolve_backend_name("auto", torch.device("cuda"), "fp16") == "eager"
+    with pytest.raises(BackendUnavailable, match="compute capability 8.0"):
+        build_backend("triton", golden_model, make_schedule(1), "fp16", torch.device("cuda"))
+
+
+def test_rocm_builds_are_refused_and_auto_uses_eager(monkeypatch):
+    from irflow_engine.kernels import triton_unavailable_reason
+
+    if triton_unavailable_reason() is not None:
+        pytest.skip(triton_unavailable_reason())
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.version, "hip", "6.2.41133")
+    assert "ROCm" in TritonBackend.unavailable_reason(torch.device("cuda"), "fp16")
+    assert resolve_backend_name("auto", torch.device("cuda"), "fp16") == "eager"
 
 
 # -- the graph cache's bookkeeping (the capture itself needs a GPU) ---------------------------

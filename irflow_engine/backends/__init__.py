@@ -28,7 +28,8 @@ def resolve_backend_name(name: str, device: torch.device, precision: str = "fp16
     """'auto' -> the fastest backend measured for (`device`, `precision`) that can run here;
     other names unchanged.
 
-    - CUDA, fp16/bf16: 'triton' when Triton works there (2.5× eager at 720p, docs/PERF.md);
+    - CUDA, fp16/bf16: 'triton' when Triton works there (an NVIDIA GPU of compute capability
+      8.0 or newer; 2.5× eager at 720p, docs/PERF.md), else 'eager';
     - CPU, fp32: 'onnxruntime' when onnxruntime and onnx are installed (1.8–2.5× eager, docs/PERF.md);
     - otherwise 'eager' (Triton's CPU interpreter is for tests only; fp32 on CUDA stays on the
       reference path, the fused fp32 path has not been measured on a GPU).

@@ -48,6 +48,27 @@ def _cudnn_benchmark(on: Optional[bool]):
         torch.backends.cudnn.benchmark = before
 
 
+# Triton's own support matrix: NVIDIA GPUs of compute capability 8.0 (Ampere) and newer.
+MIN_COMPUTE_CAPABILITY = (8, 0)
+
+
+def _gpu_unsupported_reason(device: torch.device) -> Optional[str]:
+    """Why the fused kernels cannot run on CUDA `device` (None when they can): Triton supports
+    NVIDIA GPUs from compute capability 8.0 (a T4 is 7.5, a V100 7.0), and these kernels are
+    compiled and tested for NVIDIA GPUs only (a ROCm build of PyTorch also calls its GPUs "cuda")."""
+    if getattr(torch.version, "hip", None):
+        return ("the fused kernels are built and tested for NVIDIA GPUs, and this PyTorch is a ROCm "
+                "(AMD) build; use backend 'eager' or 'compile'")
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    capability = tuple(torch.cuda.get_device_capability(index))
+    if capability < MIN_COMPUTE_CAPABILITY:
+        name = torch.cuda.get_device_name(index)
+        need = ".".join(map(str, MIN_COMPUTE_CAPABILITY))
+        return (f"Triton supports NVIDIA GPUs of compute capability {need} and newer; {name} is "
+                f"{capability[0]}.{capability[1]}; use backend 'eager' or 'compile'")
+    return None
+
+
 @dataclass
 class CapturedLoop:
     """One captured K-step loop: replaying `graph` maps `static_in` to `static_out`."""
@@ -152,6 +173,9 @@ class TritonBackend(Backend):
                         "and cannot be captured in a CUDA graph; unset it to use the GPU")
             if not torch.cuda.is_available():
                 return "CUDA is not available"
+            reason = _gpu_unsupported_reason(device)
+            if reason is not None:
+                return reason
             if precision == "bf16" and not torch.cuda.is_bf16_supported():
                 return "this GPU has no bf16 support; use fp16"
             return None
