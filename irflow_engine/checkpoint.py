@@ -21,7 +21,7 @@ import struct
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Mapping, Optional, Union
+from typing import Dict, List, Mapping, Optional, Union
 
 import torch
 
@@ -144,6 +144,11 @@ def load_checkpoint(path: PathLike, config: Optional[ModelConfig] = None) -> Loa
     return LoadedCheckpoint(config=config, state_dict=state, meta=meta, source=source, path=path)
 
 
+def bundled_models() -> List[str]:
+    """The names of the models shipped in the package (`irflow_engine/weights/*.safetensors`)."""
+    return sorted(p.stem for p in BUNDLED_DIR.glob("*.safetensors"))
+
+
 def resolve(name_or_path: Union[PathLike, LoadedCheckpoint], config: Optional[ModelConfig] = None,
             seed: int = 0) -> LoadedCheckpoint:
     """A file path, the name of a bundled model, or an architecture preset (random weights)."""
@@ -157,7 +162,7 @@ def resolve(name_or_path: Union[PathLike, LoadedCheckpoint], config: Optional[Mo
         return load_checkpoint(bundled, config)
     if text in PRESETS:
         return random_checkpoint(text, seed=seed)
-    known = sorted(PRESETS) + sorted(p.stem for p in BUNDLED_DIR.glob("*.safetensors"))
+    known = sorted(PRESETS) + bundled_models()
     raise CheckpointError(f"{text}: no such file, bundled model or preset (known names: {', '.join(known)})")
 
 

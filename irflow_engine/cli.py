@@ -23,9 +23,12 @@ class CliError(Exception):
 
 def add_engine_options(p: argparse.ArgumentParser, device: bool = True) -> None:
     """The options that choose a model and how to run it (shared by every subcommand)."""
+    from .checkpoint import bundled_models
+
     p.add_argument("--model", required=True, metavar="NAME_OR_PATH",
-                   help="checkpoint file (.safetensors, or a reference .pth state dict), bundled model name, "
-                        "or architecture preset (irflow-unet64, irflow-unet32, irflow-unet32-d3: random weights)")
+                   help="checkpoint file (.safetensors, or a reference .pth state dict), bundled model name "
+                        f"({', '.join(bundled_models())}), or architecture preset (irflow-unet64, irflow-unet32, "
+                        "irflow-unet32-d3: random weights)")
     p.add_argument("--steps", type=int, default=None,
                    help="network steps K (default: the checkpoint's, else 3)")
     p.add_argument("--solver", choices=SOLVERS, default=None,
@@ -33,7 +36,7 @@ def add_engine_options(p: argparse.ArgumentParser, device: bool = True) -> None:
     p.add_argument("--backend", default="auto",
                    help="auto | eager | compile | triton (CUDA) | onnxruntime | tensorrt (CUDA, TensorRT). auto "
                         "(default) picks the fastest measured for the device and precision: triton on CUDA in "
-                        "fp16/bf16, onnxruntime on the CPU in fp32 when installed (its exported graph is cached "
+                        "fp16/bf16 (NVIDIA, compute capability 8.0+), onnxruntime on the CPU in fp32 when installed (its exported graph is cached "
                         "in $IRFLOW_CACHE_DIR or ~/.cache/irflow_engine), else eager (the reference)")
     p.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
                    help="auto (default): fp16 on CUDA (with --backend auto, the fused triton backend), fp32 on "

@@ -7,6 +7,7 @@ import functools
 import sys
 from pathlib import Path
 
+from .checkpoint import bundled_models
 from .config import SOLVERS
 
 EXPORT_PRECISIONS = ("fp32", "fp16")
@@ -41,7 +42,8 @@ def _check_output(path: Path, overwrite: bool, suffix: str) -> None:
 
 def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, metavar="NAME_OR_PATH",
-                   help="checkpoint file, bundled model name (irflow-denoise-s) or preset (random weights)")
+                   help=f"checkpoint file, bundled model name ({', '.join(bundled_models())}) or preset "
+                        "(random weights)")
     p.add_argument("--steps", type=int, default=None, help="sampler steps K (default: the checkpoint's)")
     p.add_argument("--solver", choices=SOLVERS, default=None, help="default: the checkpoint's")
     p.add_argument("--network-only", action="store_true",

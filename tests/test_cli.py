@@ -264,6 +264,9 @@ def test_console_script_help():
     cmd = [exe] if exe else [sys.executable, "-m", "irflow_engine.cli"]
     out = subprocess.run(cmd + ["restore", "--help"], capture_output=True, text=True, check=True).stdout
     assert "--overwrite" in out and "--model" in out
+    # The bundled models are named where --model is explained (argparse may wrap at a hyphen).
+    flat = " ".join(out.split())
+    assert all(name in flat or name.replace("-", "- ") in flat for name in ("irflow-denoise-s", "irflow-derain-s"))
 
 
 def test_demo_command(tmp_path, tiny_checkpoint, capsys):
