@@ -15,7 +15,14 @@ ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'irfl
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
+    for attempt in range(2):  # a start can time out on a busy machine (see ray_runner.LOCAL_START_ATTEMPTS)
+        try:
+            ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
+            break
+        except Exception:
+            ray.shutdown()
+            if attempt:
+                raise
     yield
     ray.shutdown()
 
@@ -133,6 +140,44 @@ def test_bad_job_options():
         BatchJob(out_dir="o", model="m", workers=0)
     with pytest.raises(ValueError, match="gpus_per_worker"):
         BatchJob(out_dir="o", model="m", gpus_per_worker=-1)
+
+
+class _FlakyRay:
+    """Stands in for the `ray` module: `init` raises Ray's start-up timeout `failures` times."""
+
+    def __init__(self, failures):
+        self.failures, self.calls = failures, []
+
+    def is_initialized(self):
+        return False
+
+    def init(self, **kwargs):
+        self.calls.append(("init", kwargs.get("address")))
+        if self.failures:
+            self.failures -= 1
+            raise Exception("The current node timed out during startup.")
+
+    def shutdown(self):
+        self.calls.append(("shutdown", None))
+
+
+def test_a_local_ray_start_that_times_out_is_retried_once(caplog):
+    from irflow_engine.batch.ray_runner import RayStartError, _init_ray
+
+    job = BatchJob(out_dir="o", model="m")
+    flaky = _FlakyRay(failures=1)
+    assert _init_ray(job, flaky, retry_wait_s=0) is True
+    assert flaky.calls == [("init", None), ("shutdown", None), ("init", None)]
+    assert "trying again" in caplog.text and "timed out during startup" in caplog.text
+    broken = _FlakyRay(failures=5)
+    with pytest.raises(RayStartError, match=r"2 attempts; last: Exception: The current node timed out.*--ray-address"):
+        _init_ray(job, broken, retry_wait_s=0)
+    assert broken.calls == [("init", None), ("shutdown", None)] * 2
+    # A cluster given by address is not retried: its error is the user's to see.
+    remote = _FlakyRay(failures=1)
+    with pytest.raises(Exception, match="timed out during startup"):
+        _init_ray(BatchJob(out_dir="o", model="m", ray_address="ray://head:10001"), remote, retry_wait_s=0)
+    assert remote.calls == [("init", "ray://head:10001")]
 
 
 def test_cpu_workers_share_the_memory_budget(tiny_checkpoint, monkeypatch):

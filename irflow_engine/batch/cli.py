@@ -39,7 +39,7 @@ def add_restore_batch_parser(sub) -> None:
 
 def cmd_restore_batch(args: argparse.Namespace) -> int:
     from ..cli import CliError
-    from .ray_runner import RayUnavailable, restore_batch
+    from .ray_runner import RayStartError, RayUnavailable, restore_batch
 
     job = BatchJob(out_dir=args.output, model=args.model, steps=args.steps, solver=args.solver,
                    backend=args.backend, precision=args.precision, max_batch=args.max_batch,
@@ -49,7 +49,7 @@ def cmd_restore_batch(args: argparse.Namespace) -> int:
                    manifest=args.manifest, segment_seconds=args.segment_seconds)
     try:
         summary = restore_batch(job, args.inputs)
-    except RayUnavailable as e:
+    except (RayUnavailable, RayStartError) as e:
         raise CliError(str(e)) from None
     print(f"irflow: {summary}", file=sys.stderr)
     return 1 if summary.failed else 0

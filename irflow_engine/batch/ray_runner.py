@@ -44,6 +44,10 @@ class RayUnavailable(ImportError):
     """Ray (with Ray Data) is not installed; the message says how to install it."""
 
 
+class RayStartError(RuntimeError):
+    """A local Ray instance could not be started; the message says what to try."""
+
+
 def _require_ray():
     try:
         import ray
@@ -355,21 +359,40 @@ class VideoRuns:
 
 # -- the driver ------------------------------------------------------------------------------
 
-def _init_ray(job: BatchJob, ray) -> bool:
-    """Connect to `job.ray_address`, or start a local instance sized to this machine; True if we
-    started (and so must stop) it."""
+# Starts of a local Ray instance before giving up. Ray waits a fixed 30 s for its raylet to
+# register (15 s for its agents' ports); on a machine whose CPUs are all busy a start can miss
+# that and succeed when tried again (seen on a 2-core box with a training run beside it).
+LOCAL_START_ATTEMPTS = 2
+
+
+def _init_ray(job: BatchJob, ray, retry_wait_s: float = 2.0) -> bool:
+    """Connect to `job.ray_address`, or start a local instance sized to this machine (a failed
+    start is retried once); True if we started (and so must stop) it."""
     if ray.is_initialized():
         return False
     kwargs = dict(include_dashboard=False, logging_level=logging.WARNING, configure_logging=False)
     if job.ray_address:
         ray.init(address=job.ray_address, **kwargs)
-    else:
-        import torch
+        return True
+    import torch
 
-        from ..cpus import available_cpus
+    from ..cpus import available_cpus
 
-        ray.init(num_cpus=available_cpus(), num_gpus=torch.cuda.device_count(), **kwargs)
-    return True
+    errors = []
+    for attempt in range(LOCAL_START_ATTEMPTS):
+        try:
+            ray.init(num_cpus=available_cpus(), num_gpus=torch.cuda.device_count(), **kwargs)
+            return True
+        except Exception as e:  # Ray raises a bare Exception when its node times out during start-up
+            errors.append(f"{type(e).__name__}: {e}")
+            ray.shutdown()   # stop what did start, so the next attempt begins clean
+            if attempt + 1 < LOCAL_START_ATTEMPTS:
+                log.warning("starting a local Ray instance failed (%s); trying again", errors[-1])
+                time.sleep(retry_wait_s)
+    raise RayStartError(f"could not start a local Ray instance ({LOCAL_START_ATTEMPTS} attempts; last: {errors[-1]}). "
+                       "Ray gives its processes fixed start-up times, which a machine whose CPUs are all busy "
+                       "can miss: retry when it is less loaded, or start Ray yourself (`ray start --head`) "
+                       "and pass --ray-address auto")
 
 
 def restore_batch(job: BatchJob, inputs: Sequence[str], progress: bool = True) -> BatchSummary:
