@@ -3,7 +3,8 @@ with one export-only rewrite in `models.unet` undone (`--variant`):
 
 - softmax: the attention's softmax over channels as one Softmax node (axis -2) instead of the
   max/exp/sum/divide form (`softmax_over_channels`);
-- pointwise: the attention's 1×1 projections as Conv nodes instead of MatMuls (`pointwise`).
+- factored: the attention in the reference's order (v projected, k·vᵀ context, contextᵀ·q
+  output, then the 1×1 output projection) instead of `LinearAttention._factored`.
 
 Both graphs are exported in this process and timed alternately (A B A B ...), so load from other
 processes on a shared machine hits both alike; prints the median of each and their maximum
@@ -22,10 +23,11 @@ from irflow_engine.export.onnx import export_graph, ort_session
 from irflow_engine.models import unet
 
 
-# --variant -> (function in models.unet, its plain PyTorch form, label)
+# --variant -> (owner in models.unet, attribute, its plain form, label)
 UNDO = {
-    "softmax": ("softmax_over_channels", lambda q: q.softmax(dim=-2), "Softmax axis -2 (before)"),
-    "pointwise": ("pointwise", torch.nn.functional.conv2d, "1x1 Conv (before)"),
+    "softmax": (unet, "softmax_over_channels", lambda q: q.softmax(dim=-2), "Softmax axis -2 (before)"),
+    "factored": (unet.LinearAttention, "_factored", unet.LinearAttention._reference_order,
+                 "reference-order attention (before)"),
 }
 
 
@@ -40,14 +42,14 @@ def main() -> None:
     w, h = map(int, args.size.split("x"))
     engine = Engine.from_checkpoint(args.model, steps=args.steps)
     model, schedule = engine.checkpoint.build_model(), engine.schedule
-    name, plain, label = UNDO[args.variant]
-    written = getattr(unet, name)
+    owner, name, plain, label = UNDO[args.variant]
+    written = getattr(owner, name)
     graphs = {"as exported now": export_graph(model, schedule)}
-    setattr(unet, name, plain)
+    setattr(owner, name, plain)
     try:
         graphs[label] = export_graph(model, schedule)
     finally:
-        setattr(unet, name, written)
+        setattr(owner, name, written)
     sessions = {name: ort_session(g, threads=torch.get_num_threads()) for name, g in graphs.items()}
     x = np.random.default_rng(0).random((1, 3, h, w), dtype=np.float32)
     outs, times = {}, {name: [] for name in sessions}

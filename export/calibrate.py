@@ -8,8 +8,9 @@ with ONNX Runtime's QDQ quantiser: INT8 weights per output channel, INT8 activat
 (zero point 0, as TensorRT requires). Only Conv and MatMul are quantised; nodes matched by
 `keep_float` stay in float (the groups: `stem` = first conv, `head` = velocity head, `tail` =
 the up path's last conv, whose INT8 error reaches the output almost unfiltered (docs/export.md),
-`attention` = the two MatMuls on softmax outputs; normalisations and softmax are never
-quantised). Then the per-layer report (`quant_report.py`).
+`attention` = the attention's MatMuls: the q and k projections and the products with the softmax
+outputs; normalisations and softmax are never quantised). Then the per-layer report
+(`quant_report.py`).
 """
 
 from __future__ import annotations

@@ -76,3 +76,25 @@ def test_channel_layernorm(dtype):
     expected = (xd - mean) / torch.sqrt(var + 1e-5) * ln.g.double()
     tol = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1.6e-2}[dtype]
     assert (out.double() - expected).abs().max() <= tol * expected.abs().max()
+
+
+@pytest.mark.parametrize("dim", [16, 40])
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 2e-6), (torch.float16, 4e-3), (torch.bfloat16, 2e-2)])
+def test_exported_attention_equals_the_reference_order(dim, dtype, tol):
+    """The factored form an exported graph uses (v and to_out folded into pixel-free matrices)
+    equals LinearAttention's own order of operations, relative to the output's largest value."""
+    from irflow_engine.models.unet import LinearAttention
+
+    g = torch.Generator().manual_seed(dim)
+    attn = LinearAttention(dim)
+    with torch.no_grad():
+        for p in attn.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+        attn.to_out[1].g.copy_(torch.rand(attn.to_out[1].g.shape, generator=g) + 0.5)
+    attn = attn.to(dtype)
+    x = (torch.randn(2, dim, 7, 9, generator=g) * 2).to(dtype)
+    with torch.no_grad():
+        expected = attn(x).double()
+        got = attn._factored(x)
+    assert got.dtype == dtype and got.shape == x.shape
+    assert (got.double() - expected).abs().max() <= tol * expected.abs().max()

@@ -10,7 +10,7 @@ Layout NCHW. The network predicts the cumulative velocity D(x_t, t) = x_t - x0.
 from __future__ import annotations
 
 import math
-from typing import Optional, Union
+from typing import Union
 
 import torch
 import torch.nn.functional as F
@@ -116,20 +116,6 @@ def softmax_over_channels(q: torch.Tensor) -> torch.Tensor:
     return q.softmax(dim=-2)
 
 
-def pointwise(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """A 1×1 convolution of NCHW `x` ([O, C, 1, 1] `weight`). In an exported ONNX graph it is a
-    MatMul over the flattened pixels: the attention reshapes its q, k, v and output to and from
-    [b, heads, d, pixels], and ONNX Runtime's CPU provider wraps every Conv next to a reshape in
-    layout reorders (NCHWc), which a MatMul needs none of (docs/PERF.md)."""
-    if not torch.onnx.is_in_onnx_export():
-        return F.conv2d(x, weight, bias)
-    b, c, h, w = x.shape
-    y = torch.matmul(weight.reshape(weight.shape[0], c), x.reshape(b, c, h * w))
-    if bias is not None:
-        y = y + bias.reshape(1, -1, 1)
-    return y.reshape(b, weight.shape[0], h, w)
-
-
 class LinearAttention(nn.Module):
     """Linear attention: q softmax over channels, k softmax over pixels, 4 heads × 32."""
 
@@ -143,6 +129,11 @@ class LinearAttention(nn.Module):
         self.to_out = nn.Sequential(nn.Conv2d(hidden, dim, 1), ChannelLayerNorm(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.onnx.is_in_onnx_export():
+            return self._factored(x)
+        return self._reference_order(x)
+
+    def _reference_order(self, x: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape
         n = h * w
         # The softmaxes and the sums over pixels run in fp32 whatever the weights' dtype: an fp16
@@ -163,7 +154,41 @@ class LinearAttention(nn.Module):
         del q
         out = out.to(x.dtype).reshape(b, self.heads * self.dim_head, h, w)
         projection, norm = self.to_out
-        return norm(pointwise(out, projection.weight, projection.bias))
+        return norm(F.conv2d(out, projection.weight, projection.bias))
+
+    def _factored(self, x: torch.Tensor) -> torch.Tensor:
+        """The same attention with v and the output projection folded into pixel-free matrices
+        (what an exported graph computes; see `forward`'s export branch).
+
+        k·vᵀ/n = (softmax(k)·xᵀ)·W_vᵀ/n: the sum over pixels runs on x's C channels instead of
+        v's heads·dim_head, and v is never made. The attention's output goes only through the
+        1×1 `to_out`, so W_o·(contextᵀ·q) = (W_o·contextᵀ)·q: one C×(heads·dim_head) matrix
+        per image applied to q, and the heads·dim_head-channel output is never made either.
+        Per pixel, those steps take 2·hd·C multiply-adds instead of 2·hd·(C + d) (hd =
+        heads·dim_head, d = dim_head), and two hd-channel maps (v, the output) are never written:
+        on the CPU, 7–8 % of a whole evaluation of irflow-denoise-s in ONNX Runtime (docs/PERF.md).
+        Equal to `_reference_order` up to rounding (tests/test_model.py).
+        """
+        b, c, h, w = x.shape
+        n = h * w
+        heads, d = self.heads, self.dim_head
+        hidden = heads * d
+        # The q and k projections in x's dtype (as in `_reference_order`), as MatMuls over the
+        # flattened pixels (ONNX Runtime's CPU provider wraps a 1×1 Conv next to a reshape in layout
+        # reorders, docs/PERF.md); everything after them, and the sum over pixels, in fp32 (an fp16
+        # graph's fp32 island).
+        x = x.reshape(b, c, n)
+        w_q, w_k, w_v = self.to_qkv.weight.reshape(3, hidden, c).unbind(0)
+        k = torch.matmul(w_k, x).float().reshape(b, heads, d, n).softmax(dim=-1)
+        kx = torch.matmul(k, x.float().transpose(1, 2).unsqueeze(1))                       # [b, heads, d, C]
+        context = torch.matmul(kx, w_v.float().reshape(heads, d, c).transpose(1, 2)) / n   # [b, heads, d, e]
+        q = softmax_over_channels(torch.matmul(w_q, x).float().reshape(b, heads, d, n))
+        projection, norm = self.to_out
+        w_o = projection.weight.float().reshape(c, heads, d).transpose(0, 1) * self.scale  # [heads, C, e]
+        mix = torch.matmul(w_o, context.transpose(-1, -2))                          # [b, heads, C, d]
+        mix = mix.transpose(1, 2).reshape(b, c, hidden)
+        y = torch.matmul(mix, q.reshape(b, hidden, n)) + projection.bias.float().reshape(1, c, 1)
+        return norm(y.to(x.dtype).reshape(b, c, h, w))
 
     def _projector(self, x: torch.Tensor):
         """i -> q (0), k (1) or v (2) of `x`, [b, heads, dim_head, pixels] in fp32.
@@ -182,7 +207,7 @@ class LinearAttention(nn.Module):
             return qkv.__getitem__
         hidden = self.heads * self.dim_head
         weight = self.to_qkv.weight
-        return lambda i: pointwise(x, weight[i * hidden:(i + 1) * hidden]).float().reshape(shape)
+        return lambda i: F.conv2d(x, weight[i * hidden:(i + 1) * hidden]).float().reshape(shape)
 
 
 class PreNorm(nn.Module):
