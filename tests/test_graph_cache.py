@@ -175,13 +175,22 @@ def test_tensorrt_backend_takes_its_graph_from_the_shared_cache(tiny_checkpoint,
     assert fallback.parent == tmp_path / "engines" and read_metadata(fallback)["precision"] == "fp16"
 
 
-def test_auto_on_the_cpu_picks_onnxruntime_for_fp32_only(monkeypatch):
+def test_auto_on_the_cpu_picks_onnxruntime_for_fp32_only(monkeypatch, caplog):
+    import irflow_engine.backends as backends
+
     assert resolve_backend_name("auto", CPU, "fp32") == "onnxruntime"
     assert resolve_backend_name("auto", CPU, "fp16") == "eager"
     assert resolve_backend_name("auto", CPU, "bf16") == "eager"
     assert resolve_backend_name("eager", CPU, "fp32") == "eager"
+    assert "half as fast" not in caplog.text
     monkeypatch.setitem(__import__("sys").modules, "onnxruntime", None)   # not installed
+    monkeypatch.setattr(backends, "_hints_given", set())
     assert resolve_backend_name("auto", CPU, "fp32") == "eager"
+    assert resolve_backend_name("auto", CPU, "fp32") == "eager"
+    # The user is told once what the fallback costs and how to install the faster backend.
+    hints = [r.getMessage() for r in caplog.records if "half as fast" in r.getMessage()]
+    assert len(hints) == 1 and "pip install 'irflow-engine[onnx]'" in hints[0]
+    assert resolve_backend_name("eager", CPU, "fp32") == "eager" and len(caplog.records) == 1
 
 
 def test_cli_default_backend_is_auto(tiny_checkpoint, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Dict, Type
 
 import torch
@@ -14,6 +15,8 @@ from .eager import EagerBackend
 from .onnxruntime import OnnxRuntimeBackend
 from .tensorrt import TensorRTBackend
 from .triton import TritonBackend
+
+log = logging.getLogger(__name__)
 
 BACKENDS: Dict[str, Type[Backend]] = {
     EagerBackend.name: EagerBackend,
@@ -41,9 +44,22 @@ def resolve_backend_name(name: str, device: torch.device, precision: str = "fp16
         if precision in ("fp16", "bf16") and TritonBackend.unavailable_reason(device, precision) is None:
             return "triton"
         return "eager"
-    if device.type == "cpu" and precision == "fp32" and OnnxRuntimeBackend.unavailable_reason(device, precision) is None:
-        return "onnxruntime"
+    if device.type == "cpu" and precision == "fp32":
+        reason = OnnxRuntimeBackend.unavailable_reason(device, precision)
+        if reason is None:
+            return "onnxruntime"
+        _hint_once(f"backend auto: eager on the CPU, about half as fast as onnxruntime ({reason})")
     return "eager"
+
+
+_hints_given = set()
+
+
+def _hint_once(message: str) -> None:
+    """A warning the first time `message` comes up in this process."""
+    if message not in _hints_given:
+        _hints_given.add(message)
+        log.warning(message)
 
 
 def build_backend(name: str, model: ConditionalUNet, schedule: Schedule, precision: str,
