@@ -36,8 +36,9 @@ def add_engine_options(p: argparse.ArgumentParser, device: bool = True) -> None:
     p.add_argument("--backend", default="auto",
                    help="auto | eager | compile | triton (CUDA) | onnxruntime | tensorrt (CUDA, TensorRT). auto "
                         "(default) picks the fastest measured for the device and precision: triton on CUDA in "
-                        "fp16/bf16 (NVIDIA, compute capability 8.0+), onnxruntime on the CPU in fp32 when installed (its exported graph is cached "
-                        "in $IRFLOW_CACHE_DIR or ~/.cache/irflow_engine), else eager (the reference)")
+                        "fp16/bf16 (NVIDIA, compute capability 8.0+), onnxruntime on the CPU in fp32 when "
+                        "installed (its exported graph is cached in $IRFLOW_CACHE_DIR or ~/.cache/irflow_engine), "
+                        "else eager (the reference)")
     p.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
                    help="auto (default): fp16 on CUDA (with --backend auto, the fused triton backend), fp32 on "
                         "the CPU")

@@ -5,8 +5,9 @@ globals, tensor-core tile shapes, type rules), so the numerical tests alone woul
 that cannot compile through to the GPU. Triton's compiler needs no GPU to lower a kernel to
 PTX and cubin (its wheel ships ptxas), so this test does it in a subprocess with the interpreter
 off, for both targets (`backend="auto"` picks the fused kernels on any NVIDIA GPU from compute
-capability 8.0; the TMA convolution only on Hopper), for the storage dtypes and flags the launchers use (fp16, which shares its code with bf16,
-and fp32, whose products take the exact-fp32 branches).
+capability 8.0; the TMA convolution only on Hopper), for the storage dtypes and flags the
+launchers use (fp16, which shares its code with bf16, and fp32, whose products take the exact-fp32
+branches).
 """
 
 import os

@@ -166,7 +166,7 @@ class LinearAttention(nn.Module):
         per image applied to q, and the heads·dim_head-channel output is never made either.
         Per pixel, those steps take 2·hd·C multiply-adds instead of 2·hd·(C + d) (hd =
         heads·dim_head, d = dim_head), and two hd-channel maps (v, the output) are never written:
-        on the CPU, 7–8 % of a whole evaluation of irflow-denoise-s in ONNX Runtime (docs/PERF.md).
+        on the CPU, 6–12 % of a whole evaluation of irflow-denoise-s in ONNX Runtime (docs/PERF.md).
         Equal to `_reference_order` up to rounding (tests/test_model.py).
         """
         b, c, h, w = x.shape
