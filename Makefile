@@ -50,9 +50,10 @@ finetune-denoise: install
 	$(VENV)/bin/irflow train --config configs/denoise-s-cpu-ft2.json --quiet \
 	    --bundle-to irflow_engine/weights/irflow-denoise-s.safetensors
 
-# Fine-tune the bundled deraining model on the CPU (docs/MODELS.md), three times:
+# Fine-tune the bundled deraining model on the CPU (docs/MODELS.md), four times:
 # configs/derain-s-cpu-ft.json (a 4,500 s budget, 3,578 steps at about 1.25 s/step on 2 cores), then
-# configs/derain-s-cpu-ft2.json (4,800 s, ~3,800 steps) and configs/derain-s-cpu-ft3.json (2,400 s);
+# configs/derain-s-cpu-ft2.json (4,800 s, ~3,800 steps), configs/derain-s-cpu-ft3.json (2,400 s) and
+# configs/derain-s-cpu-ft4.json (3,600 s);
 # their consistency term runs the engine's own 1-4 step schedules. Run after `make train-defaults`,
 # this makes the bundled irflow-derain-s.
 finetune-derain: install
@@ -61,6 +62,8 @@ finetune-derain: install
 	$(VENV)/bin/irflow train --config configs/derain-s-cpu-ft2.json --quiet \
 	    --bundle-to irflow_engine/weights/irflow-derain-s.safetensors
 	$(VENV)/bin/irflow train --config configs/derain-s-cpu-ft3.json --quiet \
+	    --bundle-to irflow_engine/weights/irflow-derain-s.safetensors
+	$(VENV)/bin/irflow train --config configs/derain-s-cpu-ft4.json --quiet \
 	    --bundle-to irflow_engine/weights/irflow-derain-s.safetensors
 
 bench: install
