@@ -64,9 +64,9 @@ def _write_frames(container, name):
 def _reads_back(fmt, name, kind):
     """Whether a few packets of encoder `name` written by muxer `fmt` read back, by that format's
     demuxer, as a `kind` stream of a real codec (not as private data, and not as another kind of
-    stream). The demuxer is named rather than guessed: a stream this short can probe as a raw format
-    instead (a clean-clone run read MPEG-TS with H.264, MPEG-2 and MPEG-4 video as something else
-    twice, when the frames' bytes were left uninitialised)."""
+    stream). The demuxer is named, not probed for, and the frames' bytes are defined: twice in a row
+    a clean-clone run found H.264, MPEG-2 and MPEG-4 video in MPEG-TS not reading back while every
+    run alone did (2026-11-28; the frames were then uninitialised buffers; the cause was not found)."""
     buf = io.BytesIO()
     try:
         with av.open(buf, "w", format=fmt) as c:
