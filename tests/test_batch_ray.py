@@ -15,14 +15,9 @@ ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'irfl
 
 @pytest.fixture(scope="module")
 def local_ray():
-    for attempt in range(2):  # a start can time out on a busy machine (see ray_runner.LOCAL_START_ATTEMPTS)
-        try:
-            ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
-            break
-        except Exception:
-            ray.shutdown()
-            if attempt:
-                raise
+    from irflow_engine.batch.ray_runner import start_local_ray
+
+    start_local_ray(ray, num_cpus=2)   # retried once: a start can time out on a busy machine
     yield
     ray.shutdown()
 

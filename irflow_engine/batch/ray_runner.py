@@ -363,26 +363,33 @@ class VideoRuns:
 # register (15 s for its agents' ports); on a machine whose CPUs are all busy a start can miss
 # that and succeed when tried again (seen on a 2-core box with a training run beside it).
 LOCAL_START_ATTEMPTS = 2
+RAY_INIT_OPTIONS = dict(include_dashboard=False, logging_level=logging.WARNING, configure_logging=False)
 
 
 def _init_ray(job: BatchJob, ray, retry_wait_s: float = 2.0) -> bool:
-    """Connect to `job.ray_address`, or start a local instance sized to this machine (a failed
-    start is retried once); True if we started (and so must stop) it."""
+    """Connect to `job.ray_address`, or start a local instance sized to this machine
+    (`start_local_ray`); True if we started (and so must stop) it."""
     if ray.is_initialized():
         return False
-    kwargs = dict(include_dashboard=False, logging_level=logging.WARNING, configure_logging=False)
     if job.ray_address:
-        ray.init(address=job.ray_address, **kwargs)
+        ray.init(address=job.ray_address, **RAY_INIT_OPTIONS)
         return True
     import torch
 
     from ..cpus import available_cpus
 
+    start_local_ray(ray, available_cpus(), torch.cuda.device_count(), retry_wait_s)
+    return True
+
+
+def start_local_ray(ray, num_cpus: int, num_gpus: int = 0, retry_wait_s: float = 2.0) -> None:
+    """`ray.init` of a local instance with `num_cpus`/`num_gpus`; a failed start is shut down and
+    tried again (`LOCAL_START_ATTEMPTS` in all), then `RayStartError`."""
     errors = []
     for attempt in range(LOCAL_START_ATTEMPTS):
         try:
-            ray.init(num_cpus=available_cpus(), num_gpus=torch.cuda.device_count(), **kwargs)
-            return True
+            ray.init(num_cpus=num_cpus, num_gpus=num_gpus, **RAY_INIT_OPTIONS)
+            return
         except Exception as e:  # Ray raises a bare Exception when its node times out during start-up
             errors.append(f"{type(e).__name__}: {e}")
             ray.shutdown()   # stop what did start, so the next attempt begins clean
@@ -390,9 +397,9 @@ def _init_ray(job: BatchJob, ray, retry_wait_s: float = 2.0) -> bool:
                 log.warning("starting a local Ray instance failed (%s); trying again", errors[-1])
                 time.sleep(retry_wait_s)
     raise RayStartError(f"could not start a local Ray instance ({LOCAL_START_ATTEMPTS} attempts; last: {errors[-1]}). "
-                       "Ray gives its processes fixed start-up times, which a machine whose CPUs are all busy "
-                       "can miss: retry when it is less loaded, or start Ray yourself (`ray start --head`) "
-                       "and pass --ray-address auto")
+                        "Ray gives its processes fixed start-up times, which a machine whose CPUs are all busy "
+                        "can miss: retry when it is less loaded, or start Ray yourself (`ray start --head`) "
+                        "and pass --ray-address auto")
 
 
 def restore_batch(job: BatchJob, inputs: Sequence[str], progress: bool = True) -> BatchSummary:
